@@ -1,0 +1,65 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { GrantsService, Principal } from '../../../../libs/core/src/index.js';
+import { CurrentPrincipal, PersonAuthGuard } from '../auth/person-auth.guard.js';
+import { presentGrant, presentIssuedToken, presentPage } from '../http/presenters.js';
+import { createGrantBody, listGrantsQuery, paginationQuery, revokeGrantBody } from '../http/schemas.js';
+import { uuidPipe } from '../http/uuid.pipe.js';
+import { ApiZodBody, ApiZodQuery, ZodPipe } from '../http/zod.js';
+
+@ApiTags('grants')
+@ApiBearerAuth()
+@Controller('v1/grants')
+@UseGuards(PersonAuthGuard)
+export class GrantsController {
+  constructor(private readonly grants: GrantsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Grant one capability (an action on a resource) to an agent' })
+  @ApiZodBody(createGrantBody)
+  async create(@CurrentPrincipal() principal: Principal, @Body(new ZodPipe(createGrantBody)) b: z.infer<typeof createGrantBody>) {
+    const grant = await this.grants.create(principal, {
+      agentId: b.agent_id.toLowerCase(),
+      resource: b.resource,
+      action: b.action,
+      constraints: b.constraints,
+      rateLimit: b.rate_limit,
+      maxUses: b.max_uses,
+      expiresAt: b.expires_at ? new Date(b.expires_at) : undefined,
+      maxDelegationDepth: b.max_delegation_depth,
+      purpose: b.purpose,
+      autonomous: b.autonomous,
+    });
+    return presentGrant(grant);
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List the grants you gave (admins: all grants), newest first' })
+  @ApiZodQuery(listGrantsQuery)
+  async list(@CurrentPrincipal() principal: Principal, @Query(new ZodPipe(listGrantsQuery, 'query')) q: z.infer<typeof listGrantsQuery>) {
+    const page = await this.grants.list(principal, { agentId: q.agent_id, resource: q.resource, action: q.action, status: q.status }, q.limit, q.cursor);
+    return presentPage(page, presentGrant);
+  }
+
+  @Get(':id')
+  async get(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string) {
+    return presentGrant(await this.grants.get(principal, id));
+  }
+
+  @Get(':id/tokens')
+  @ApiOperation({ summary: 'Tokens issued on this grant (records, never the tokens themselves)' })
+  @ApiZodQuery(paginationQuery)
+  async tokens(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string, @Query(new ZodPipe(paginationQuery, 'query')) q: z.infer<typeof paginationQuery>) {
+    return presentPage(await this.grants.listTokens(principal, id, q.limit, q.cursor), presentIssuedToken);
+  }
+
+  @Post(':id/revoke')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Revoke a grant and its delegation subtree; idempotent' })
+  @ApiZodBody(revokeGrantBody)
+  async revoke(@CurrentPrincipal() principal: Principal, @Param('id', uuidPipe) id: string, @Body(new ZodPipe(revokeGrantBody)) b: z.infer<typeof revokeGrantBody>) {
+    const { grant } = await this.grants.revoke(principal, id, b.reason ?? null);
+    return presentGrant(grant);
+  }
+}

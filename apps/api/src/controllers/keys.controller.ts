@@ -1,0 +1,20 @@
+import { Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { KeysService } from '../../../../libs/core/src/index.js';
+import { AdminOnly, PersonAuthGuard } from '../auth/person-auth.guard.js';
+
+@ApiTags('keys')
+@ApiBearerAuth()
+@Controller('v1/keys')
+@UseGuards(PersonAuthGuard)
+@AdminOnly()
+export class KeysController {
+  constructor(private readonly keys: KeysService) {}
+
+  @Post('rotate')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Rotate the signing key; the retired key stays in the JWKS until its last token expires' })
+  rotate() {
+    return this.keys.rotate().then(({ kid, retiredKid }) => ({ kid, retired_kid: retiredKid }));
+  }
+}

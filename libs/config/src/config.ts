@@ -1,0 +1,134 @@
+import { z } from 'zod';
+
+const trustedIssuer = z
+  .object({
+    issuer: z.string().url(),
+    jwks_uri: z.string().url().optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    audience: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((v) => Boolean(v.jwks_uri) !== Boolean(v.jwks), { message: 'each issuer needs exactly one of jwks_uri or jwks' });
+
+const jsonArray = <T extends z.ZodTypeAny>(item: T) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON array' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(item));
+
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((v) => v.trim()).filter(Boolean));
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+const envSchema = z.object({
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/procura'),
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('procura'),
+  ISSUER: z.string().url().optional(),
+  TRUSTED_ISSUERS: jsonArray(trustedIssuer).default([]),
+  ADMIN_SUBJECTS: csv.default([]),
+  KEY_ENCRYPTION_KEY: z
+    .string()
+    .refine((s) => Buffer.from(s, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
+    .optional(),
+  SIGNING_ALG: z.enum(['ES256', 'EdDSA']).default('ES256'),
+  TOKEN_TTL_SECONDS: int(1, 86_400).default(300),
+  MAX_TOKEN_TTL_SECONDS: int(1, 86_400).default(3600),
+  BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024).default(64 * 1024),
+  TRUSTED_PROXIES: csv.default([]),
+  MAX_CHAIN_DEPTH: int(1, 32).default(5),
+  MAX_CHILDREN_PER_GRANT: int(1, 100_000).default(100),
+  MIGRATE_ON_START: bool.default(true),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+  CLOCK_LEEWAY_SECONDS: int(0, 300).default(30),
+});
+
+export type TrustedIssuerConfig = { issuer: string; jwksUri?: string; jwks?: { keys: Record<string, unknown>[] }; audience?: string };
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  issuer: string;
+  trustedIssuers: TrustedIssuerConfig[];
+  adminSubjects: string[];
+  keyEncryptionKey?: Buffer;
+  signingAlg: 'ES256' | 'EdDSA';
+  tokenTtlSeconds: number;
+  maxTokenTtlSeconds: number;
+  bodyLimitBytes: number;
+  trustedProxies: string[];
+  maxChainDepth: number;
+  maxChildrenPerGrant: number;
+  migrateOnStart: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug';
+  clockLeewaySeconds: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Validates the environment once; every problem names its variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? '?')}${i.path.length > 1 ? `[${i.path.slice(1).join('.')}]` : ''}: ${i.message}`));
+  }
+  const e = parsed.data;
+  if (e.TOKEN_TTL_SECONDS > e.MAX_TOKEN_TTL_SECONDS) {
+    throw new ConfigError(['TOKEN_TTL_SECONDS: must not exceed MAX_TOKEN_TTL_SECONDS']);
+  }
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    issuer: (e.ISSUER ?? `http://127.0.0.1:${e.PORT}`).replace(/\/$/, ''),
+    trustedIssuers: e.TRUSTED_ISSUERS.map((t) => ({ issuer: t.issuer, jwksUri: t.jwks_uri, jwks: t.jwks, audience: t.audience })),
+    adminSubjects: e.ADMIN_SUBJECTS,
+    keyEncryptionKey: e.KEY_ENCRYPTION_KEY ? Buffer.from(e.KEY_ENCRYPTION_KEY, 'base64') : undefined,
+    signingAlg: e.SIGNING_ALG,
+    tokenTtlSeconds: e.TOKEN_TTL_SECONDS,
+    maxTokenTtlSeconds: e.MAX_TOKEN_TTL_SECONDS,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    trustedProxies: e.TRUSTED_PROXIES,
+    maxChainDepth: e.MAX_CHAIN_DEPTH,
+    maxChildrenPerGrant: e.MAX_CHILDREN_PER_GRANT,
+    migrateOnStart: e.MIGRATE_ON_START,
+    logLevel: e.LOG_LEVEL,
+    clockLeewaySeconds: e.CLOCK_LEEWAY_SECONDS,
+  };
+}
+
+/** For entry points: print the problems and stop, naming the variables. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,93 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
+import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+
+/** Asymmetric only: a shared-secret algorithm would let anyone holding a public key forge tokens. */
+export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+export class TokenRejected extends Error {}
+
+export interface VerifiedIdentity {
+  iss: string;
+  sub: string;
+  payload: JWTPayload;
+  typ: string | undefined;
+}
+
+/** What kind of token the caller expects; `typ` is checked accordingly (RFC 9068 §4, RFC 8725 §3.11). */
+export type ExpectedTokenKind = 'access_token' | 'id_token' | 'jwt' | 'any';
+
+const normalizeTyp = (typ: unknown) => (typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : undefined);
+
+interface Issuer {
+  keys: JWTVerifyGetKey;
+  audience?: string;
+}
+
+/** Verifies JWTs from the identity providers named in TRUSTED_ISSUERS. */
+@Injectable()
+export class TrustedIssuers {
+  private readonly issuers = new Map<string, Issuer>();
+
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    for (const t of config.trustedIssuers) {
+      const keys = t.jwksUri
+        ? createRemoteJWKSet(new URL(t.jwksUri), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 })
+        : createLocalJWKSet(t.jwks as never);
+      this.issuers.set(t.issuer, { keys, audience: t.audience });
+    }
+  }
+
+  isTrusted(iss: string): boolean {
+    return this.issuers.has(iss);
+  }
+
+  async verify(token: string, expected: ExpectedTokenKind): Promise<VerifiedIdentity> {
+    let iss: string | undefined;
+    try {
+      decodeProtectedHeader(token);
+      iss = decodeJwt(token).iss;
+    } catch {
+      throw new TokenRejected('token is not a well-formed JWT');
+    }
+    const issuer = iss ? this.issuers.get(iss) : undefined;
+    if (!iss || !issuer) throw new TokenRejected('token is not from a trusted issuer');
+    try {
+      const { payload, protectedHeader } = await jwtVerify(token, issuer.keys, {
+        issuer: iss,
+        audience: issuer.audience,
+        algorithms: ASYMMETRIC_ALGS,
+        clockTolerance: this.config.clockLeewaySeconds,
+        requiredClaims: ['exp', 'sub'],
+      });
+      const typ = normalizeTyp(protectedHeader.typ);
+      checkKind(typ, payload, expected);
+      return { iss, sub: payload.sub as string, payload, typ };
+    } catch (err) {
+      throw new TokenRejected(describeJoseError(err));
+    }
+  }
+}
+
+function checkKind(typ: string | undefined, _payload: JWTPayload, expected: ExpectedTokenKind): void {
+  if (typ !== undefined && typ !== 'jwt' && typ !== 'at+jwt') throw new TokenRejected(`unsupported token typ "${typ}"`);
+  // An ID token is not an access token: RFC 9068 access tokens say so with typ "at+jwt".
+  if (expected === 'access_token' && typ !== 'at+jwt') throw new TokenRejected(`expected an access token (typ "at+jwt"), got typ "${typ ?? 'none'}"`);
+  if (expected === 'id_token' && typ === 'at+jwt') throw new TokenRejected('expected an ID token, got an access token');
+}
+
+export function describeJoseError(err: unknown): string {
+  if (err instanceof TokenRejected) return err.message;
+  if (err instanceof errors.JWTExpired) return 'token has expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return 'token is not yet valid';
+    if (err.claim === 'iat') return 'token was issued in the future';
+    return `token claim "${err.claim}" is invalid`;
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return 'token algorithm is not allowed';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'token signature is invalid';
+  if (err instanceof errors.JWKSNoMatchingKey) return 'token is signed with an unknown key';
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError && err.code === 'ERR_JWKS_INVALID') return 'the issuer keys could not be loaded';
+  if (err instanceof errors.JOSEError) return 'token is invalid';
+  return 'token is invalid';
+}

@@ -1,0 +1,120 @@
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { createLocalJWKSet, errors, exportJWK, generateKeyPair, importJWK, JSONWebKeySet, JWK, JWTPayload, jwtVerify, SignJWT, CryptoKey } from 'jose';
+import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+import { SigningKeyEntity, SigningKeyRepository } from '../../../persistence/src/index.js';
+import { open, seal } from './key-crypto.js';
+
+const RELOAD_INTERVAL_MS = 30_000;
+/** Retired keys stay published past the last token's expiry by at least one reload interval of every process. */
+const PUBLISH_MARGIN_MS = 2 * RELOAD_INTERVAL_MS;
+
+interface ActiveKey {
+  kid: string;
+  alg: string;
+  privateKey: CryptoKey;
+}
+
+/** Owns this server's signing keys: generated on first start, kept in Postgres, rotated on request. */
+@Injectable()
+export class KeysService implements OnModuleInit, OnModuleDestroy {
+  private readonly log = new Logger(KeysService.name);
+  private active!: ActiveKey;
+  private publicJwks: JSONWebKeySet = { keys: [] };
+  private verifierKeys = createLocalJWKSet({ keys: [] });
+  private lastReload = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly keys: SigningKeyRepository,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.keys.ensureActive(() => this.newKey());
+    await this.reload();
+    this.timer = setInterval(() => void this.reload().catch((err: Error) => this.log.warn(`key reload failed: ${err.message}`)), RELOAD_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  jwks(): JSONWebKeySet {
+    return this.publicJwks;
+  }
+
+  get algorithms(): string[] {
+    return ['ES256', 'EdDSA'];
+  }
+
+  async sign(claims: JWTPayload, typ: string): Promise<string> {
+    const { kid, alg, privateKey } = this.active;
+    return new SignJWT(claims).setProtectedHeader({ alg, kid, typ }).sign(privateKey);
+  }
+
+  /** Verifies a JWT this server signed; pins the algorithms, the issuer and the `typ`. */
+  async verifyOwn(token: string, typ: string): Promise<JWTPayload> {
+    const opts = { issuer: this.config.issuer, algorithms: this.algorithms, typ, requiredClaims: ['exp', 'iat', 'jti'] };
+    try {
+      return (await jwtVerify(token, this.verifierKeys, opts)).payload;
+    } catch (err) {
+      // A key rotated on another process: refresh once (throttled) and retry.
+      if (err instanceof errors.JWKSNoMatchingKey && Date.now() - this.lastReload > 1000) {
+        await this.reload();
+        return (await jwtVerify(token, this.verifierKeys, opts)).payload;
+      }
+      throw err;
+    }
+  }
+
+  /** Installs a new active key; the old one stays published until every token it signed has expired. */
+  async rotate(): Promise<{ kid: string; retiredKid: string | null }> {
+    const next = await this.newKey();
+    const now = new Date();
+    const publishUntil = new Date(now.getTime() + this.config.maxTokenTtlSeconds * 1000 + PUBLISH_MARGIN_MS);
+    const retiredKid = await this.keys.rotate(next, now, publishUntil);
+    await this.reload();
+    return { kid: next.kid, retiredKid };
+  }
+
+  private async reload(): Promise<void> {
+    this.lastReload = Date.now();
+    const rows = await this.keys.findPublishable(new Date());
+    const activeRow = rows.find((r) => r.status === 'active');
+    if (!activeRow) throw new Error('no active signing key');
+    if (activeRow.kid !== this.active?.kid) this.active = await this.loadPrivate(activeRow);
+    this.publicJwks = { keys: rows.map((r) => ({ ...r.publicJwk, kid: r.kid, alg: r.alg, use: 'sig' }) as JWK) };
+    this.verifierKeys = createLocalJWKSet(this.publicJwks);
+  }
+
+  private async loadPrivate(row: SigningKeyEntity): Promise<ActiveKey> {
+    let json = row.privateJwk;
+    if (row.encrypted) {
+      // Fail closed: an encrypted key without the key-encryption key cannot be used.
+      if (!this.config.keyEncryptionKey) throw new Error('KEY_ENCRYPTION_KEY: required to decrypt the stored signing key');
+      json = open(row.privateJwk, this.config.keyEncryptionKey);
+    } else if (this.config.keyEncryptionKey) {
+      this.log.warn(`signing key ${row.kid} is stored unencrypted; rotate keys to encrypt it at rest`);
+    }
+    return { kid: row.kid, alg: row.alg, privateKey: (await importJWK(JSON.parse(json) as JWK, row.alg)) as CryptoKey };
+  }
+
+  private async newKey(): Promise<Omit<SigningKeyEntity, 'createdAt'>> {
+    const alg = this.config.signingAlg;
+    const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
+    const privateJson = JSON.stringify(await exportJWK(privateKey));
+    const kek = this.config.keyEncryptionKey;
+    return {
+      kid: randomUUID(),
+      alg,
+      publicJwk: await exportJWK(publicKey) as Record<string, unknown>,
+      privateJwk: kek ? seal(privateJson, kek) : privateJson,
+      encrypted: Boolean(kek),
+      status: 'active',
+      retiredAt: null,
+      publishUntil: null,
+    };
+  }
+}

@@ -1,0 +1,158 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { AgentRepository, GrantRepository, IssuedTokenRepository } from '../../../persistence/src/index.js';
+import { REDIS, RedisKeys } from '../redis/redis.module.js';
+
+export type GrantState = { status: 'active'; expiresAt: number | null } | { status: 'revoked' | 'expired' | 'missing' };
+
+export interface StatusSnapshot {
+  grants: Map<string, GrantState>;
+  /** Agent id -> active. */
+  agents: Map<string, boolean>;
+  tokenRevoked: boolean;
+  /** True when Redis was unreachable and every status came from Postgres. */
+  fromDatabase: boolean;
+}
+
+export class StatusUnavailableError extends Error {}
+
+const DAY = 86_400;
+
+/**
+ * Grant, agent and token status, shared by every API process through Redis with Postgres as the truth.
+ *
+ * Consistency: writers (revoke, disable) set a tombstone in Redis *before* their Postgres transaction
+ * commits; readers fill misses from Postgres with SET NX. A reader that loaded a stale "active" row
+ * therefore can never overwrite the tombstone, and once a revoke has returned, no process sees the
+ * capability as active. If the tombstone cannot be written the revoke is refused, not half-done.
+ */
+@Injectable()
+export class StatusCache {
+  constructor(
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly k: RedisKeys,
+    private readonly grants: GrantRepository,
+    private readonly agents: AgentRepository,
+    private readonly tokens: IssuedTokenRepository,
+  ) {}
+
+  private gk = (id: string) => this.k.key('st', 'g', id);
+  private ak = (id: string) => this.k.key('st', 'a', id);
+  private tk = (jti: string) => this.k.key('st', 't', jti);
+
+  async lookup(grantIds: string[], agentIds: string[], jti: string | null): Promise<StatusSnapshot> {
+    const keys = [...grantIds.map(this.gk), ...agentIds.map(this.ak), ...(jti ? [this.tk(jti)] : [])];
+    let values: (string | null)[];
+    try {
+      values = keys.length ? await this.redis.mget(keys) : [];
+    } catch {
+      return this.lookupInDatabase(grantIds, agentIds, jti);
+    }
+    const grantValues = values.slice(0, grantIds.length);
+    const agentValues = values.slice(grantIds.length, grantIds.length + agentIds.length);
+    const tokenValue = jti ? values[values.length - 1] : 'a';
+
+    const missingGrants = grantIds.filter((_, i) => grantValues[i] === null);
+    const missingAgents = agentIds.filter((_, i) => agentValues[i] === null);
+    const missingJti = jti && tokenValue === null ? jti : null;
+    const filled = missingGrants.length || missingAgents.length || missingJti ? await this.fill(missingGrants, missingAgents, missingJti) : EMPTY_FILL;
+
+    const grants = new Map<string, GrantState>();
+    grantIds.forEach((id, i) => grants.set(id, decodeGrant(grantValues[i] ?? filled.grants.get(id)!)));
+    const agents = new Map<string, boolean>();
+    agentIds.forEach((id, i) => agents.set(id, (agentValues[i] ?? filled.agents.get(id)) === 'a'));
+    const token = tokenValue ?? filled.token;
+    return { grants, agents, tokenRevoked: token !== 'a', fromDatabase: false };
+  }
+
+  /** Must succeed before the revocation commits (see the class comment). */
+  async publishGrantsRevoked(ids: string[], status: 'revoked' | 'expired' = 'revoked'): Promise<void> {
+    if (!ids.length) return;
+    await this.write(ids.map((id) => [this.gk(id), status === 'revoked' ? 'r' : 'x', DAY]));
+  }
+
+  async publishAgentDisabled(id: string): Promise<void> {
+    await this.write([[this.ak(id), 'd', DAY]]);
+  }
+
+  async publishTokenRevoked(jti: string, expiresAt: Date): Promise<void> {
+    await this.write([[this.tk(jti), 'r', ttlUntil(expiresAt.getTime())]]);
+  }
+
+  /** At issuance: seed the entries introspection will ask for, so the hot path rarely touches Postgres. */
+  async warm(grants: { id: string; expiresAt: Date | null }[], agentIds: string[], jti: string, tokenExp: Date): Promise<void> {
+    const pipe = this.redis.pipeline();
+    for (const g of grants) pipe.set(this.gk(g.id), encodeActive(g.expiresAt), 'EX', ttlUntil(g.expiresAt?.getTime() ?? null), 'NX');
+    for (const a of agentIds) pipe.set(this.ak(a), 'a', 'EX', DAY, 'NX');
+    pipe.set(this.tk(jti), 'a', 'EX', ttlUntil(tokenExp.getTime()), 'NX');
+    await execOrThrow(pipe);
+  }
+
+  private async write(entries: [string, string, number][]): Promise<void> {
+    const pipe = this.redis.pipeline();
+    for (const [key, value, ttl] of entries) pipe.set(key, value, 'EX', ttl);
+    try {
+      await execOrThrow(pipe);
+    } catch (err) {
+      throw new StatusUnavailableError(`status store unreachable: ${(err as Error).message}`);
+    }
+  }
+
+  private async fill(grantIds: string[], agentIds: string[], jti: string | null) {
+    const [grantRows, agentRows, tokenRow] = await Promise.all([
+      this.grants.findStatuses(grantIds),
+      this.agents.findByIds(agentIds),
+      jti ? this.tokens.findByJti(jti) : Promise.resolve(null),
+    ]);
+    const grants = new Map<string, string>(grantIds.map((id) => [id, 'm']));
+    for (const g of grantRows) grants.set(g.id, g.status === 'active' ? encodeActive(g.expiresAt) : g.status === 'revoked' ? 'r' : 'x');
+    const agents = new Map<string, string>(agentIds.map((id) => [id, 'm']));
+    for (const a of agentRows) agents.set(a.id, a.status === 'active' ? 'a' : 'd');
+    const token = tokenRow ? (tokenRow.revokedAt ? 'r' : 'a') : 'm';
+
+    const pipe = this.redis.pipeline();
+    for (const g of grantRows) pipe.set(this.gk(g.id), grants.get(g.id)!, 'EX', g.status === 'active' ? ttlUntil(g.expiresAt?.getTime() ?? null) : DAY, 'NX');
+    for (const a of agentRows) pipe.set(this.ak(a.id), agents.get(a.id)!, 'EX', DAY, 'NX');
+    if (tokenRow) pipe.set(this.tk(tokenRow.jti), token, 'EX', ttlUntil(tokenRow.expiresAt.getTime()), 'NX');
+    await pipe.exec().catch(() => undefined); // a failed fill only costs a later Postgres read
+    return { grants, agents, token };
+  }
+
+  private async lookupInDatabase(grantIds: string[], agentIds: string[], jti: string | null): Promise<StatusSnapshot> {
+    const [grantRows, agentRows, tokenRow] = await Promise.all([
+      this.grants.findStatuses(grantIds),
+      this.agents.findByIds(agentIds),
+      jti ? this.tokens.findByJti(jti) : Promise.resolve(null),
+    ]);
+    const grants = new Map<string, GrantState>(grantIds.map((id) => [id, { status: 'missing' }]));
+    for (const g of grantRows) grants.set(g.id, g.status === 'active' ? { status: 'active', expiresAt: g.expiresAt?.getTime() ?? null } : { status: g.status });
+    const agents = new Map<string, boolean>(agentIds.map((id) => [id, false]));
+    for (const a of agentRows) agents.set(a.id, a.status === 'active');
+    return { grants, agents, tokenRevoked: jti ? !tokenRow || tokenRow.revokedAt !== null : false, fromDatabase: true };
+  }
+}
+
+const EMPTY_FILL = { grants: new Map<string, string>(), agents: new Map<string, string>(), token: 'a' };
+
+const encodeActive = (expiresAt: Date | null) => `a:${expiresAt ? expiresAt.getTime() : '-'}`;
+
+function decodeGrant(v: string): GrantState {
+  if (v.startsWith('a:')) return { status: 'active', expiresAt: v === 'a:-' ? null : Number(v.slice(2)) };
+  return { status: v === 'r' ? 'revoked' : v === 'x' ? 'expired' : 'missing' };
+}
+
+function ttlUntil(epochMs: number | null): number {
+  if (epochMs === null) return DAY;
+  return Math.max(1, Math.min(DAY, Math.ceil((epochMs - Date.now()) / 1000) + 60));
+}
+
+async function execOrThrow(pipe: ReturnType<Redis['pipeline']>): Promise<void> {
+  const results = await pipe.exec();
+  const failed = results?.find(([err]) => err);
+  if (!results || failed) throw failed?.[0] ?? new Error('pipeline failed');
+}
+
+/** True when the grant may be used at `now`. */
+export function grantIsLive(state: GrantState | undefined, now: number): boolean {
+  return state?.status === 'active' && (state.expiresAt === null || state.expiresAt > now);
+}

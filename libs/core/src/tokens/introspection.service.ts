@@ -1,0 +1,90 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { JWTPayload } from 'jose';
+import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+import { formatScope } from '../../../domain/src/actions.js';
+import { ResourceServerEntity } from '../../../persistence/src/index.js';
+import { ClientCredentialsInput, ClientAuthenticator } from '../clients/client-authenticator.js';
+import { InvalidRequestError } from '../errors/oauth-errors.js';
+import { KeysService } from '../keys/keys.service.js';
+import { grantIsLive, StatusCache } from '../status/status-cache.js';
+import { readForm } from './form-params.js';
+import { ActClaim, actorChainOf, CapabilityDetail } from './token-types.js';
+import { VerifiedTokenCache } from './verified-token-cache.js';
+
+export type IntrospectionResponse = { active: false } | ({ active: true } & Record<string, unknown>);
+
+export interface ActiveToken {
+  payload: JWTPayload;
+  /** Capabilities still valid: every grant along their chain is live. */
+  details: CapabilityDetail[];
+  actorChain: string[];
+}
+
+const INACTIVE: IntrospectionResponse = { active: false };
+
+/** RFC 7662 introspection, narrowed to the capabilities still valid. */
+@Injectable()
+export class IntrospectionService {
+  private readonly verified = new VerifiedTokenCache();
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly clients: ClientAuthenticator,
+    private readonly keys: KeysService,
+    private readonly status: StatusCache,
+  ) {}
+
+  async introspect(input: Omit<ClientCredentialsInput, 'params'> & { body: unknown }): Promise<IntrospectionResponse> {
+    const { single: p } = readForm(input.body);
+    const rs = await this.clients.authenticateResourceServer({ ...input, params: p });
+    if (!p.token) throw new InvalidRequestError('token is required');
+    const active = await this.activeFor(p.token, rs);
+    if (!active) return INACTIVE;
+    const { payload, details } = active;
+    return {
+      active: true,
+      iss: payload.iss,
+      sub: payload.sub,
+      aud: payload.aud,
+      client_id: payload.client_id,
+      ...(payload.act ? { act: payload.act } : {}),
+      scope: formatScope(details.flatMap((d) => d.actions)),
+      token_type: 'Bearer',
+      exp: payload.exp,
+      iat: payload.iat,
+      jti: payload.jti,
+      authorization_details: details,
+    };
+  }
+
+  /**
+   * The token's still-valid view for this resource server, or null. Shared with action-level decisions.
+   * Fails closed: anything that cannot be established makes the token inactive.
+   */
+  async activeFor(token: string, rs: ResourceServerEntity): Promise<ActiveToken | null> {
+    const payload = await this.verify(token);
+    if (!payload || payload.aud !== rs.audience) return null;
+    const details = Array.isArray(payload.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : [];
+    const actorChain = actorChainOf(payload.act as ActClaim | undefined);
+    const agents = actorChain.length ? actorChain : [payload.client_id as string];
+    const grantIds = [...new Set(details.flatMap((d) => d.grant_chain))];
+    const snapshot = await this.status.lookup(grantIds, agents, payload.jti as string);
+    if (snapshot.tokenRevoked || !agents.every((a) => snapshot.agents.get(a))) return null;
+    const now = Date.now();
+    const live = details.filter((d) => d.grant_chain.every((id) => grantIsLive(snapshot.grants.get(id), now)));
+    return live.length ? { payload, details: live, actorChain } : null;
+  }
+
+  private async verify(token: string): Promise<JWTPayload | null> {
+    const now = Math.floor(Date.now() / 1000);
+    const cached = this.verified.get(token, now);
+    if (cached) return cached;
+    try {
+      const payload = await this.keys.verifyOwn(token, 'at+jwt');
+      this.verified.set(token, payload);
+      return payload;
+    } catch {
+      return null;
+    }
+  }
+}

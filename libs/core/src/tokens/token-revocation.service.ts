@@ -1,0 +1,40 @@
+import { Injectable } from '@nestjs/common';
+import { IssuedTokenRepository } from '../../../persistence/src/index.js';
+import { ClientAuthenticator, ClientCredentialsInput } from '../clients/client-authenticator.js';
+import { InvalidClientError, InvalidRequestError, TemporarilyUnavailableError } from '../errors/oauth-errors.js';
+import { KeysService } from '../keys/keys.service.js';
+import { StatusCache, StatusUnavailableError } from '../status/status-cache.js';
+import { readForm } from './form-params.js';
+
+/** RFC 7009: an agent revokes its own tokens. Unknown, malformed or foreign tokens answer 200 and change nothing. */
+@Injectable()
+export class TokenRevocationService {
+  constructor(
+    private readonly clients: ClientAuthenticator,
+    private readonly keys: KeysService,
+    private readonly tokens: IssuedTokenRepository,
+    private readonly status: StatusCache,
+  ) {}
+
+  async revoke(input: Omit<ClientCredentialsInput, 'params'> & { body: unknown }): Promise<void> {
+    const { single: p } = readForm(input.body);
+    const agent = await this.clients.authenticateAgent({ ...input, params: p });
+    if (!agent) throw new InvalidClientError('client authentication is required', Boolean(input.authorization));
+    if (!p.token) throw new InvalidRequestError('token is required');
+    let payload;
+    try {
+      // Expired tokens need no revocation; verifying (not just decoding) keeps forged jtis out.
+      payload = await this.keys.verifyOwn(p.token, 'at+jwt');
+    } catch {
+      return;
+    }
+    const jti = payload.jti as string;
+    const expiresAt = new Date((payload.exp as number) * 1000);
+    try {
+      await this.tokens.revokeOwnedBy(jti, agent.id, new Date(), () => this.status.publishTokenRevoked(jti, expiresAt));
+    } catch (err) {
+      if (err instanceof StatusUnavailableError) throw new TemporarilyUnavailableError('the status store is unreachable; the token was not revoked, try again');
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,3 @@
+export * from './actions.js';
+export * from './constraints.js';
+export * from './attenuation.js';
