@@ -1,12 +1,16 @@
 import { applyDecorators, PipeTransform } from '@nestjs/common';
 import { ApiBody, ApiQuery } from '@nestjs/swagger';
 import { z } from 'zod';
-import { ValidationProblem } from '../../../../libs/core/src/index.js';
+import { Problem, ValidationProblem } from '../../../../libs/core/src/index.js';
 
 /** Validates a body or query against a zod schema; failures are 422 problems naming each field. */
 export class ZodPipe<T extends z.ZodTypeAny> implements PipeTransform<unknown, z.infer<T>> {
   constructor(private readonly schema: T, private readonly where: 'body' | 'query' = 'body') {}
   transform(value: unknown): z.infer<T> {
+    // Fastify parses text/plain into a string; the REST API speaks JSON only.
+    if (this.where === 'body' && (typeof value === 'string' || Buffer.isBuffer(value))) {
+      throw new Problem(415, 'unsupported_media_type', 'Unsupported Media Type', 'send the body as application/json');
+    }
     const parsed = this.schema.safeParse(value ?? {});
     if (parsed.success) return parsed.data;
     throw new ValidationProblem(
