@@ -12,6 +12,7 @@ export * from './registry/agents.service.js';
 export * from './registry/resource-servers.service.js';
 export * from './grants/grants.service.js';
 export * from './tokens/token-types.js';
+export * from './tokens/form-params.js';
 export * from './tokens/token-exchange.service.js';
 export * from './tokens/introspection.service.js';
 export * from './tokens/token-revocation.service.js';

@@ -1,9 +1,9 @@
-import { Controller, Headers, HttpCode, Post, Req, Res } from '@nestjs/common';
+import { Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { Inject } from '@nestjs/common';
 import { APP_CONFIG, AppConfig } from '../../../../libs/config/src/index.js';
-import { IntrospectionService, TokenExchangeService, TokenRevocationService } from '../../../../libs/core/src/index.js';
+import { IntrospectionService, OAuthRequest, TokenExchangeService, TokenRevocationService } from '../../../../libs/core/src/index.js';
 
 export const OAUTH_PATHS = { token: '/oauth/token', introspection: '/oauth/introspect', revocation: '/oauth/revoke' } as const;
 
@@ -22,25 +22,25 @@ export class OAuthController {
 
   @Post('token')
   @HttpCode(200)
-  async token(@Req() req: FastifyRequest, @Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) reply: FastifyReply) {
+  async token(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
     void reply.headers(NO_STORE);
-    return this.exchange.exchange({ body: req.body, authorization, endpoint: this.endpoint(OAUTH_PATHS.token), sourceIp: req.ip });
+    return this.exchange.exchange({ ...this.oauthRequest(req, OAUTH_PATHS.token), sourceIp: req.ip });
   }
 
   @Post('introspect')
   @HttpCode(200)
-  async introspect(@Req() req: FastifyRequest, @Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) reply: FastifyReply) {
+  async introspect(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
     void reply.headers(NO_STORE);
-    return this.introspection.introspect({ body: req.body, authorization, endpoint: this.endpoint(OAUTH_PATHS.introspection) });
+    return this.introspection.introspect(this.oauthRequest(req, OAUTH_PATHS.introspection));
   }
 
   @Post('revoke')
   @HttpCode(200)
-  async revoke(@Req() req: FastifyRequest, @Headers('authorization') authorization: string | undefined): Promise<void> {
-    await this.revocation.revoke({ body: req.body, authorization, endpoint: this.endpoint(OAUTH_PATHS.revocation) });
+  async revoke(@Req() req: FastifyRequest): Promise<void> {
+    await this.revocation.revoke(this.oauthRequest(req, OAUTH_PATHS.revocation));
   }
 
-  private endpoint(path: string): string {
-    return `${this.config.issuer}${path}`;
+  private oauthRequest(req: FastifyRequest, path: string): OAuthRequest {
+    return { body: req.body, contentType: req.headers['content-type'], authorization: req.headers.authorization, endpoint: `${this.config.issuer}${path}` };
   }
 }

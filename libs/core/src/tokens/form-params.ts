@@ -8,7 +8,19 @@ export interface FormParams {
   multi: Record<string, string[]>;
 }
 
-export function readForm(body: unknown): FormParams {
+/** What every OAuth endpoint receives from the HTTP edge. */
+export interface OAuthRequest {
+  body: unknown;
+  contentType: string | undefined;
+  authorization: string | undefined;
+  /** Absolute URL of the endpoint being called (a valid `aud` for client assertions). */
+  endpoint: string;
+}
+
+export function readForm({ body, contentType }: Pick<OAuthRequest, 'body' | 'contentType'>): FormParams {
+  if (!/^application\/x-www-form-urlencoded\b/i.test(contentType ?? '')) {
+    throw new InvalidRequestError('the request body must be application/x-www-form-urlencoded');
+  }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new InvalidRequestError('the request body must be application/x-www-form-urlencoded');
   }

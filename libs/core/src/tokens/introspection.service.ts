@@ -3,11 +3,11 @@ import { JWTPayload } from 'jose';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { formatScope } from '../../../domain/src/actions.js';
 import { ResourceServerEntity } from '../../../persistence/src/index.js';
-import { ClientCredentialsInput, ClientAuthenticator } from '../clients/client-authenticator.js';
+import { ClientAuthenticator } from '../clients/client-authenticator.js';
 import { InvalidRequestError } from '../errors/oauth-errors.js';
 import { KeysService } from '../keys/keys.service.js';
 import { grantIsLive, StatusCache } from '../status/status-cache.js';
-import { readForm } from './form-params.js';
+import { OAuthRequest, readForm } from './form-params.js';
 import { ActClaim, actorChainOf, CapabilityDetail } from './token-types.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 
@@ -34,8 +34,8 @@ export class IntrospectionService {
     private readonly status: StatusCache,
   ) {}
 
-  async introspect(input: Omit<ClientCredentialsInput, 'params'> & { body: unknown }): Promise<IntrospectionResponse> {
-    const { single: p } = readForm(input.body);
+  async introspect(input: OAuthRequest): Promise<IntrospectionResponse> {
+    const { single: p } = readForm(input);
     const rs = await this.clients.authenticateResourceServer({ ...input, params: p });
     if (!p.token) throw new InvalidRequestError('token is required');
     const active = await this.activeFor(p.token, rs);

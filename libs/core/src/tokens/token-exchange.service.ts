@@ -17,13 +17,10 @@ import {
 import { describeJoseError, ExpectedTokenKind, TokenRejected, TrustedIssuers } from '../identity/trusted-issuers.service.js';
 import { KeysService } from '../keys/keys.service.js';
 import { grantIsLive, StatusCache } from '../status/status-cache.js';
-import { readForm } from './form-params.js';
+import { OAuthRequest, readForm } from './form-params.js';
 import { ActClaim, actClaimOf, actorChainOf, CapabilityDetail, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './token-types.js';
 
-export interface TokenRequest {
-  body: unknown;
-  authorization?: string;
-  endpoint: string;
+export interface TokenRequest extends OAuthRequest {
   sourceIp: string;
 }
 
@@ -72,7 +69,7 @@ export class TokenExchangeService {
   ) {}
 
   async exchange(req: TokenRequest): Promise<TokenResponse> {
-    const { single: p, multi } = readForm(req.body);
+    const { single: p, multi } = readForm(req);
     if (!p.grant_type) throw new InvalidRequestError('grant_type is required');
     if (p.grant_type !== TOKEN_EXCHANGE_GRANT) throw new UnsupportedGrantTypeError(`grant_type ${p.grant_type} is not supported`);
 

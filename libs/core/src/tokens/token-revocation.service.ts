@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { IssuedTokenRepository } from '../../../persistence/src/index.js';
-import { ClientAuthenticator, ClientCredentialsInput } from '../clients/client-authenticator.js';
+import { ClientAuthenticator } from '../clients/client-authenticator.js';
 import { InvalidClientError, InvalidRequestError, TemporarilyUnavailableError } from '../errors/oauth-errors.js';
 import { KeysService } from '../keys/keys.service.js';
 import { StatusCache, StatusUnavailableError } from '../status/status-cache.js';
-import { readForm } from './form-params.js';
+import { OAuthRequest, readForm } from './form-params.js';
 
 /** RFC 7009: an agent revokes its own tokens. Unknown, malformed or foreign tokens answer 200 and change nothing. */
 @Injectable()
@@ -16,8 +16,8 @@ export class TokenRevocationService {
     private readonly status: StatusCache,
   ) {}
 
-  async revoke(input: Omit<ClientCredentialsInput, 'params'> & { body: unknown }): Promise<void> {
-    const { single: p } = readForm(input.body);
+  async revoke(input: OAuthRequest): Promise<void> {
+    const { single: p } = readForm(input);
     const agent = await this.clients.authenticateAgent({ ...input, params: p });
     if (!agent) throw new InvalidClientError('client authentication is required', Boolean(input.authorization));
     if (!p.token) throw new InvalidRequestError('token is required');

@@ -37,12 +37,10 @@ export class SigningKeyRepository {
   async rotate(next: Omit<SigningKeyEntity, 'createdAt'>, now: Date, publishUntil: Date): Promise<string | null> {
     return this.ds.transaction(async (em) => {
       await em.query('SELECT pg_advisory_xact_lock($1)', [KEY_LOCK]);
-      const retired: { kid: string }[] = await em.query(
-        "UPDATE signing_keys SET status = 'retired', retired_at = $1, publish_until = $2 WHERE status = 'active' RETURNING kid",
-        [now, publishUntil],
-      );
+      const previous = await em.getRepository(SigningKeyEntity).findOneBy({ status: 'active' });
+      if (previous) await em.getRepository(SigningKeyEntity).update({ kid: previous.kid }, { status: 'retired', retiredAt: now, publishUntil });
       await em.getRepository(SigningKeyEntity).save(em.getRepository(SigningKeyEntity).create(next));
-      return retired[0]?.kid ?? null;
+      return previous?.kid ?? null;
     });
   }
 }
