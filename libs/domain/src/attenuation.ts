@@ -91,7 +91,7 @@ const isValidDate = (d: unknown): d is Date => d instanceof Date && !Number.isNa
  */
 export function rateLimitWithin(child: RateLimit | null, parent: RateLimit | null): boolean {
   if (parent === null) return true;
-  return child !== null && child.max <= parent.max && true;
+  return child !== null && child.max <= parent.max && child.windowSeconds >= parent.windowSeconds;
 }
 
 /** Remaining lifetime budget of the parent; null = unlimited. */
