@@ -17,12 +17,14 @@ export default defineConfig({
     projects: [
       {
         plugins: [swcPlugin()],
-        test: { name: 'unit', include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts'] },
+        test: { name: 'unit', include: ['libs/**/*.spec.ts', 'apps/**/*.spec.ts'], sequence: { groupOrder: 0 } },
       },
       {
         plugins: [swcPlugin()],
         test: {
           name: 'e2e',
+          // Fast unit tests first, then the end-to-end files.
+          sequence: { groupOrder: 1 },
           include: ['test/**/*.e2e.ts'],
           globalSetup: ['test/support/global-setup.ts'],
           testTimeout: 30_000,

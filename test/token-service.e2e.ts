@@ -116,6 +116,15 @@ describe('token exchange', () => {
     expect((await tokenCall(otherAgent, { grant_type: TOKEN_EXCHANGE, ...(await exchangeParams('email:read', rs.audience)) })).body.error).toBe('invalid_scope');
   });
 
+  it('uses another covering grant when the first one is refused by its constraints', async () => {
+    const rs = await fx.resourceServer();
+    const agent = await fx.agent();
+    await fx.grant('alice', { agent_id: agent.id, resource: rs.audience, action: 'email:*', constraints: { source_ip: ['192.0.2.0/24'] } });
+    const open = await fx.grant('alice', { agent_id: agent.id, resource: rs.audience, action: 'email:read' });
+    const res = await exchange(as, agent, await exchangeParams('email:read', rs.audience));
+    expect((decodePayload(res.access_token).authorization_details as { grant_id: string }[]).map((d) => d.grant_id)).toEqual([open.id]);
+  });
+
   it('resolves the target from resource or audience, exactly one resource server', async () => {
     const { rs, agent } = await setup(['email:read']);
     const other = await fx.resourceServer();

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { createApp } from '../../apps/api/src/app.factory.js';
 import { AppConfig, loadConfig } from '../../libs/config/src/index.js';
-import { adminQuery, dbUrl, dropDatabase, TEMPLATE_DB } from './db.js';
+import { adminQuery, dbUrl, dropDatabase, templateDb } from './db.js';
 import { TestIdp } from './idp.js';
 
 export interface TestApp {
@@ -28,8 +28,8 @@ export async function freePort(): Promise<number> {
 
 /** A database of its own, cloned from the migrated template: test files never see each other's rows. */
 export async function createTestDatabase(): Promise<string> {
-  const name = `procura_t_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DB}"`);
+  const name = `procura_t_${process.env.PROCURA_TEST_RUN ?? 'adhoc'}_${randomBytes(5).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${templateDb()}"`);
   return name;
 }
 

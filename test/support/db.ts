@@ -1,7 +1,8 @@
 import pg from 'pg';
 
 export const ADMIN_DB_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const TEMPLATE_DB = 'procura_test_template';
+/** Per test run, so concurrent runs never rebuild a template another run is cloning. */
+export const templateDb = () => `procura_tpl_${process.env.PROCURA_TEST_RUN ?? 'adhoc'}`;
 
 export function dbUrl(name: string): string {
   const u = new URL(ADMIN_DB_URL);

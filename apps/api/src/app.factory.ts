@@ -34,6 +34,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
       .setDescription('Capability grants for AI agents. OAuth endpoints are described by /.well-known/oauth-authorization-server.')
       .setVersion('0.1.0')
       .addBearerAuth()
+      .addBasicAuth() // agents, as OAuth clients (delegations, revoking what they delegated)
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json' });

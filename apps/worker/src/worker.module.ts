@@ -1,9 +1,12 @@
-import { BullModule } from '@nestjs/bullmq';
 import { DynamicModule, Module } from '@nestjs/common';
-import { AppConfig, APP_CONFIG, ConfigModule } from '../../../libs/config/src/index.js';
-import { CoreModule, RedisModule } from '../../../libs/core/src/index.js';
+import { AppConfig, ConfigModule } from '../../../libs/config/src/index.js';
+import { CoreModule, QueuesModule, RedisModule } from '../../../libs/core/src/index.js';
 import { PersistenceModule } from '../../../libs/persistence/src/index.js';
 import { HeartbeatService } from './heartbeat.service.js';
+import { WorkerHealthServer } from './health.server.js';
+import { AuditProcessor, MaintenanceProcessor, WebhooksProcessor } from './processors.js';
+import { SchedulesService } from './schedules.service.js';
+import { WorkerStatus } from './worker-status.service.js';
 
 /** The worker shares the API's providers (CoreModule) and adds queue processors. */
 @Module({})
@@ -15,13 +18,11 @@ export class WorkerModule {
         ConfigModule.forRoot(config),
         PersistenceModule,
         RedisModule,
+        // The same queues (and `<REDIS_PREFIX>:bull` prefix) as the API, which enqueues into them.
+        QueuesModule.forRoot('worker'),
         CoreModule,
-        BullModule.forRootAsync({
-          inject: [APP_CONFIG],
-          useFactory: (c: AppConfig) => ({ connection: { url: c.redisUrl, maxRetriesPerRequest: null }, prefix: `${c.redisPrefix}:bull` }),
-        }),
       ],
-      providers: [HeartbeatService],
+      providers: [HeartbeatService, WorkerStatus, WorkerHealthServer, SchedulesService, AuditProcessor, WebhooksProcessor, MaintenanceProcessor],
     };
   }
 }

@@ -54,6 +54,18 @@ const envSchema = z.object({
   MIGRATE_ON_START: bool.default(true),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
   CLOCK_LEEWAY_SECONDS: int(0, 300).default(30),
+  APPROVAL_TTL_SECONDS: int(1, 86_400).default(600),
+  // Audit trail and worker (docs/operations.md).
+  AUDIT_FLUSH_MS: int(1, 60_000).default(250),
+  AUDIT_SEAL_INTERVAL_MS: int(50, 3_600_000).default(2000),
+  WEBHOOK_MAX_ATTEMPTS: int(1, 50).default(5),
+  WEBHOOK_BACKOFF_MS: int(1, 3_600_000).default(1000),
+  WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5000),
+  APPROVAL_WEBHOOK_URL: z.string().url().optional(),
+  EXPIRY_SWEEP_SECONDS: int(1, 86_400).default(30),
+  TOKEN_RETENTION_DAYS: int(0, 3650).default(30),
+  RETENTION_SWEEP_SECONDS: int(1, 604_800).default(3600),
+  WORKER_HEALTH_PORT: int(0, 65535).default(3100),
 });
 
 export type TrustedIssuerConfig = { issuer: string; jwksUri?: string; jwks?: { keys: Record<string, unknown>[] }; audience?: string };
@@ -78,6 +90,20 @@ export interface AppConfig {
   migrateOnStart: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug';
   clockLeewaySeconds: number;
+  /** How long a human approval stays valid: pending, and once approved until the agent collects its token. */
+  approvalTtlSeconds: number;
+  /** API: how long high-volume audit events wait in memory before travelling to the worker as one batch. */
+  auditFlushMs: number;
+  auditSealIntervalMs: number;
+  webhookMaxAttempts: number;
+  webhookBackoffMs: number;
+  webhookTimeoutMs: number;
+  approvalWebhookUrl?: string;
+  expirySweepSeconds: number;
+  tokenRetentionDays: number;
+  retentionSweepSeconds: number;
+  /** 0 disables the worker's health endpoint. */
+  workerHealthPort: number;
 }
 
 export class ConfigError extends Error {
@@ -117,6 +143,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     migrateOnStart: e.MIGRATE_ON_START,
     logLevel: e.LOG_LEVEL,
     clockLeewaySeconds: e.CLOCK_LEEWAY_SECONDS,
+    approvalTtlSeconds: e.APPROVAL_TTL_SECONDS,
+    auditFlushMs: e.AUDIT_FLUSH_MS,
+    auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
+    webhookMaxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+    webhookBackoffMs: e.WEBHOOK_BACKOFF_MS,
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    approvalWebhookUrl: e.APPROVAL_WEBHOOK_URL,
+    expirySweepSeconds: e.EXPIRY_SWEEP_SECONDS,
+    tokenRetentionDays: e.TOKEN_RETENTION_DAYS,
+    retentionSweepSeconds: e.RETENTION_SWEEP_SECONDS,
+    workerHealthPort: e.WORKER_HEALTH_PORT,
   };
 }
 

@@ -7,3 +7,6 @@ export * from './repositories/grant.repository.js';
 export * from './repositories/issued-token.repository.js';
 export * from './repositories/resource-server.repository.js';
 export * from './repositories/signing-key.repository.js';
+export * from './repositories/audit.repository.js';
+export * from './repositories/webhook-delivery.repository.js';
+export * from './repositories/approval.repository.js';

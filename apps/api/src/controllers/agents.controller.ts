@@ -38,8 +38,8 @@ export class AgentsController {
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOperation({ summary: 'Disable an agent: it can no longer authenticate and all its tokens introspect inactive' })
-  async disable(@Param('id', uuidPipe) id: string) {
-    return presentAgent(await this.agents.disable(id));
+  async disable(@CurrentPrincipal() by: Principal, @Param('id', uuidPipe) id: string) {
+    return presentAgent(await this.agents.disable(id, by));
   }
 }
 

@@ -1,7 +1,7 @@
 import { Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { KeysService } from '../../../../libs/core/src/index.js';
-import { AdminOnly, PersonAuthGuard } from '../auth/person-auth.guard.js';
+import { KeysService, Principal } from '../../../../libs/core/src/index.js';
+import { AdminOnly, CurrentPrincipal, PersonAuthGuard } from '../auth/person-auth.guard.js';
 
 @ApiTags('keys')
 @ApiBearerAuth()
@@ -14,7 +14,7 @@ export class KeysController {
   @Post('rotate')
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate the signing key; the retired key stays in the JWKS until its last token expires' })
-  rotate() {
-    return this.keys.rotate().then(({ kid, retiredKid }) => ({ kid, retired_kid: retiredKid }));
+  rotate(@CurrentPrincipal() by: Principal) {
+    return this.keys.rotate(by).then(({ kid, retiredKid }) => ({ kid, retired_kid: retiredKid }));
   }
 }

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { OAuthError, Problem, ServerError, TemporarilyUnavailableError } from '../../../../libs/core/src/index.js';
+import { OAuthError, Problem, ServerError, TemporarilyUnavailableError, UnauthorizedProblem } from '../../../../libs/core/src/index.js';
 
 const OAUTH_PATHS = /^\/oauth\//;
 
@@ -67,7 +67,7 @@ export class ExceptionsFilter implements ExceptionFilter {
       problem = new Problem(500, 'internal_error', 'Internal Server Error', 'the server could not complete the request');
     }
     const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
-    if (problem.status === 401) headers['www-authenticate'] = 'Bearer realm="procura"';
+    if (problem.status === 401) headers['www-authenticate'] = problem instanceof UnauthorizedProblem ? problem.challenge : 'Bearer realm="procura"';
     void reply
       .status(problem.status)
       .headers(headers)

@@ -6,6 +6,8 @@ import { AgentEntity, AgentRepository, ResourceServerEntity, ResourceServerRepos
 import { InvalidClientError, InvalidRequestError, TemporarilyUnavailableError } from '../errors/oauth-errors.js';
 import { ASYMMETRIC_ALGS, describeJoseError } from '../identity/trusted-issuers.service.js';
 import { REDIS, RedisKeys } from '../redis/redis.module.js';
+import { StatusCache } from '../status/status-cache.js';
+import { ClientRecordCache } from './client-record-cache.js';
 import { secretMatches } from './secrets.js';
 
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -37,26 +39,38 @@ export class ClientAuthenticator {
     private readonly keys: RedisKeys,
     private readonly agents: AgentRepository,
     private readonly resourceServers: ResourceServerRepository,
+    private readonly cache: ClientRecordCache,
+    private readonly status: StatusCache,
   ) {}
 
   async authenticateAgent(input: ClientCredentialsInput): Promise<AgentEntity | null> {
     const creds = this.extract(input);
     if (!creds) return null;
-    const agent = isUuidLike(creds.clientId) ? await this.agents.findById(creds.clientId) : null;
+    const agent = isUuidLike(creds.clientId) ? await this.cache.get('agent', creds.clientId, () => this.agents.findById(creds.clientId)) : null;
     const viaHeader = creds.method === 'client_secret_basic';
     if (!agent) throw new InvalidClientError('client authentication failed', viaHeader);
     await this.check(creds, agent, input.endpoint);
-    if (agent.status !== 'active') throw new InvalidClientError('client is disabled', viaHeader);
+    // The record may come from the cache: whether the agent is still enabled is read where disabling is published.
+    if (agent.status !== 'active' || !(await this.status.lookup([], [agent.id], null)).agents.get(agent.id)) throw new InvalidClientError('client is disabled', viaHeader);
     return agent;
   }
 
   async authenticateResourceServer(input: ClientCredentialsInput): Promise<ResourceServerEntity> {
     const creds = this.extract(input);
     if (!creds) throw new InvalidClientError('resource server authentication is required', Boolean(input.authorization));
-    const rs = isUuidLike(creds.clientId) ? await this.resourceServers.findById(creds.clientId) : null;
+    const rs = isUuidLike(creds.clientId) ? await this.cache.get('rs', creds.clientId, () => this.resourceServers.findById(creds.clientId)) : null;
     if (!rs) throw new InvalidClientError('client authentication failed', creds.method === 'client_secret_basic');
     await this.check(creds, rs, input.endpoint);
     return rs;
+  }
+
+  /**
+   * RFC 8693 `resource`/`audience` values to resource servers (for the exchange's target). Cached like the
+   * client records when they name exactly one server; lookups that find nothing are never cached.
+   */
+  async resourceServersNamed(values: string[]): Promise<ResourceServerEntity[]> {
+    const only = (rows: ResourceServerEntity[]) => rows.length === 1 && values.every((v) => rows[0].audience === v || rows[0].id === v);
+    return (await this.cache.get('target', JSON.stringify(values), () => this.resourceServers.findByAudiencesOrIds(values), only)) ?? [];
   }
 
   private extract({ authorization, params }: ClientCredentialsInput): Credentials | null {

@@ -35,7 +35,8 @@ export class ForbiddenProblem extends Problem {
 }
 
 export class UnauthorizedProblem extends Problem {
-  constructor(detail: string) {
+  /** `challenge`: the WWW-Authenticate value (Basic for agents, who authenticate as OAuth clients). */
+  constructor(detail: string, readonly challenge = 'Bearer realm="procura"') {
     super(401, 'unauthenticated', 'Unauthorized', detail);
   }
 }

@@ -1,12 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { isValidAction } from '../../../domain/src/actions.js';
 import { validateConstraints } from '../../../domain/src/constraints.js';
 import { uuidv7 } from '../../../domain/src/ids.js';
-import { AgentRepository, GrantEntity, GrantFilters, GrantRepository, IssuedTokenEntity, IssuedTokenRepository, Page, ResourceServerRepository } from '../../../persistence/src/index.js';
+import { AgentRepository, GrantEntity, GrantFilters, GrantRepository, IssuedTokenEntity, IssuedTokenRepository, Page, ResourceServerRepository, WebhookDeliveryEntity } from '../../../persistence/src/index.js';
+import { aboutGrant, actors, AuditActor } from '../audit/audit-events.js';
+import { AuditService } from '../audit/audit.service.js';
 import { FieldError, ForbiddenProblem, NotFoundProblem, UnavailableProblem, ValidationProblem } from '../errors/problem.js';
 import { Principal, principalLabel } from '../identity/principal.js';
 import { StatusCache, StatusUnavailableError } from '../status/status-cache.js';
+import { WebhooksService } from '../webhooks/webhooks.service.js';
 
 export interface CreateGrantInput {
   agentId: string;
@@ -30,6 +35,9 @@ export class GrantsService {
     private readonly resourceServers: ResourceServerRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly status: StatusCache,
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly audit: AuditService,
+    private readonly webhooks: WebhooksService,
   ) {}
 
   async create(principal: Principal, input: CreateGrantInput): Promise<GrantEntity> {
@@ -46,7 +54,7 @@ export class GrantsService {
     if (errors.length) throw new ValidationProblem(errors);
     // Autonomous grants: the agent is its own principal, named by this server as issuer.
     const owner = input.autonomous ? { iss: this.config.issuer, sub: agent!.id } : principal;
-    return this.grants.insert({
+    const values: Parameters<GrantRepository['insert']>[0] = {
       id: uuidv7(),
       principalIss: owner.iss,
       principalSub: owner.sub,
@@ -64,6 +72,18 @@ export class GrantsService {
       ancestorIds: [],
       purpose: input.purpose ?? null,
       createdBy: principalLabel(principal),
+    };
+    // The grant and its `grant.created` event commit together, or neither does.
+    return this.ds.transaction(async (em) => {
+      const grant = await this.grants.insert(values, em);
+      await this.audit.record(em, {
+        type: 'grant.created',
+        by: actors.person(principal),
+        outcome: 'created',
+        ...aboutGrant(grant),
+        data: { grant_id: grant.id, autonomous: grant.autonomous, constraints: grant.constraints, rate_limit: grant.rateLimit, max_uses: grant.maxUses, expires_at: grant.expiresAt?.toISOString() ?? null, max_delegation_depth: grant.maxDelegationDepth },
+      });
+      return grant;
     });
   }
 
@@ -84,15 +104,51 @@ export class GrantsService {
 
   /** Revokes the grant and its subtree; idempotent. */
   async revoke(principal: Principal, id: string, reason: string | null): Promise<{ grant: GrantEntity; revokedIds: string[] }> {
-    await this.get(principal, id);
+    return this.revokeGrant(await this.get(principal, id), actors.person(principal), reason);
+  }
+
+  /**
+   * An agent revokes what it delegated: a sub-grant it created, or any grant below one, with its
+   * subtree (docs/delegation.md). Anything else answers 404, like a missing grant.
+   */
+  async revokeAsAgent(agentId: string, id: string, reason: string | null): Promise<{ grant: GrantEntity; revokedIds: string[] }> {
+    const target = await this.grants.findById(id);
+    const path = target ? await this.grants.findByIds([target.id, ...target.ancestorIds]) : [];
+    if (!target || !path.some((g) => g.createdBy === agentId)) throw new NotFoundProblem('grant');
+    return this.revokeGrant(target, actors.agent(agentId), reason);
+  }
+
+  private async revokeGrant(target: GrantEntity, by: AuditActor, reason: string | null): Promise<{ grant: GrantEntity; revokedIds: string[] }> {
+    const id = target.id;
     let revokedIds: string[];
+    let deliveries: WebhookDeliveryEntity[] = [];
     try {
-      revokedIds = await this.grants.revokeSubtree(id, { by: principalLabel(principal), reason, at: new Date() }, (ids) => this.status.publishGrantsRevoked(ids));
+      revokedIds = await this.grants.revokeSubtree(id, { by: by.actor, reason, at: new Date() }, async (ids, em) => {
+        await this.status.publishGrantsRevoked(ids);
+        deliveries = await this.recordRevocation(em, by, target, ids, reason);
+      });
     } catch (err) {
       if (err instanceof StatusUnavailableError) throw new UnavailableProblem('the status store is unreachable; nothing was revoked, try again');
       throw err;
     }
+    await this.webhooks.enqueue(deliveries); // after commit; never throws (the worker redrives what is not enqueued)
     return { grant: (await this.grants.findById(id))!, revokedIds };
+  }
+
+  /** Inside the revoke's transaction: the `grant.revoked` event and the revocation-push outbox rows. */
+  private async recordRevocation(em: EntityManager, by: AuditActor, grant: GrantEntity, ids: string[], reason: string | null): Promise<WebhookDeliveryEntity[]> {
+    const revoked = [...ids].sort((a, b) => (a === grant.id ? -1 : b === grant.id ? 1 : a < b ? -1 : 1));
+    const cascade = revoked.filter((g) => g !== grant.id).length;
+    const eventId = await this.audit.record(em, {
+      type: 'grant.revoked',
+      by,
+      outcome: 'revoked',
+      ...aboutGrant(grant),
+      grantIds: [...grant.ancestorIds, ...revoked],
+      reason,
+      data: { grant_id: grant.id, revoked_ids: revoked, cascade_count: cascade },
+    });
+    return this.webhooks.prepareRevocation(em, eventId, revoked, reason);
   }
 
   /** Admins see every grant; everyone else only grants where they are the principal. */

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+import { VerifiedTokenCache } from '../tokens/verified-token-cache.js';
 
 /** Asymmetric only: a shared-secret algorithm would let anyone holding a public key forge tokens. */
 export const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
@@ -19,6 +20,9 @@ export type ExpectedTokenKind = 'access_token' | 'id_token' | 'jwt' | 'any';
 
 const normalizeTyp = (typ: unknown) => (typeof typ === 'string' ? typ.toLowerCase().replace(/^application\//, '') : undefined);
 
+/** How long a trusted issuer's JWKS, and so a verification made with it, is trusted without a refetch. */
+const JWKS_MAX_AGE_MS = 10 * 60_000;
+
 interface Issuer {
   keys: JWTVerifyGetKey;
   audience?: string;
@@ -28,11 +32,13 @@ interface Issuer {
 @Injectable()
 export class TrustedIssuers {
   private readonly issuers = new Map<string, Issuer>();
+  /** People's tokens are presented again and again (every exchange of an agent's session): verify each once. */
+  private readonly verified = new VerifiedTokenCache(50_000, JWKS_MAX_AGE_MS / 1000);
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     for (const t of config.trustedIssuers) {
       const keys = t.jwksUri
-        ? createRemoteJWKSet(new URL(t.jwksUri), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 })
+        ? createRemoteJWKSet(new URL(t.jwksUri), { cooldownDuration: 30_000, cacheMaxAge: JWKS_MAX_AGE_MS, timeoutDuration: 5000 })
         : createLocalJWKSet(t.jwks as never);
       this.issuers.set(t.issuer, { keys, audience: t.audience });
     }
@@ -44,14 +50,21 @@ export class TrustedIssuers {
 
   async verify(token: string, expected: ExpectedTokenKind): Promise<VerifiedIdentity> {
     let iss: string | undefined;
+    let header;
     try {
-      decodeProtectedHeader(token);
+      header = decodeProtectedHeader(token);
       iss = decodeJwt(token).iss;
     } catch {
       throw new TokenRejected('token is not a well-formed JWT');
     }
     const issuer = iss ? this.issuers.get(iss) : undefined;
     if (!iss || !issuer) throw new TokenRejected('token is not from a trusted issuer');
+    const cached = this.verified.get(token, Math.floor(Date.now() / 1000));
+    if (cached) {
+      const typ = normalizeTyp(header.typ);
+      checkKind(typ, cached, expected);
+      return { iss, sub: cached.sub as string, payload: cached, typ };
+    }
     try {
       const { payload, protectedHeader } = await jwtVerify(token, issuer.keys, {
         issuer: iss,
@@ -60,6 +73,7 @@ export class TrustedIssuers {
         clockTolerance: this.config.clockLeewaySeconds,
         requiredClaims: ['exp', 'sub'],
       });
+      this.verified.set(token, payload);
       const typ = normalizeTyp(protectedHeader.typ);
       checkKind(typ, payload, expected);
       return { iss, sub: payload.sub as string, payload, typ };

@@ -6,9 +6,11 @@ export const REDIS = Symbol('REDIS');
 
 export function createRedis(url: string): Redis {
   // No offline queue and a short command timeout: when Redis is away, callers learn it at once
-  // and fail closed instead of piling up requests.
+  // and fail closed instead of piling up requests. Auto-pipelining sends the commands of concurrent
+  // requests issued in one event-loop tick as one write: socket writes dominated the hot paths' profile.
   return new Redis(url, {
     lazyConnect: true,
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: 2000,

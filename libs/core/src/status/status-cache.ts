@@ -68,7 +68,17 @@ export class StatusCache {
   /** Must succeed before the revocation commits (see the class comment). */
   async publishGrantsRevoked(ids: string[], status: 'revoked' | 'expired' = 'revoked'): Promise<void> {
     if (!ids.length) return;
-    await this.write(ids.map((id) => [this.gk(id), status === 'revoked' ? 'r' : 'x', DAY]));
+    // A cascade can name thousands of grants: one scripted SET per chunk of keys, not one queued command per grant.
+    const pipe = this.redis.pipeline();
+    for (let i = 0; i < ids.length; i += SET_ALL_CHUNK) {
+      const keys = ids.slice(i, i + SET_ALL_CHUNK).map(this.gk);
+      pipe.eval(SET_ALL, keys.length, ...keys, status === 'revoked' ? 'r' : 'x', DAY);
+    }
+    try {
+      await execOrThrow(pipe);
+    } catch (err) {
+      throw new StatusUnavailableError(`status store unreachable: ${(err as Error).message}`);
+    }
   }
 
   async publishAgentDisabled(id: string): Promise<void> {
@@ -133,6 +143,10 @@ export class StatusCache {
 }
 
 const EMPTY_FILL = { grants: new Map<string, string>(), agents: new Map<string, string>(), token: 'a' };
+
+/** SET every key in KEYS to ARGV[1] with expiry ARGV[2] seconds. */
+const SET_ALL = "for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end return #KEYS";
+const SET_ALL_CHUNK = 1000;
 
 const encodeActive = (expiresAt: Date | null) => `a:${expiresAt ? expiresAt.getTime() : '-'}`;
 

@@ -3,6 +3,8 @@ import { JWTPayload } from 'jose';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { formatScope } from '../../../domain/src/actions.js';
 import { ResourceServerEntity } from '../../../persistence/src/index.js';
+import { actors } from '../audit/audit-events.js';
+import { AuditService } from '../audit/audit.service.js';
 import { ClientAuthenticator } from '../clients/client-authenticator.js';
 import { InvalidRequestError } from '../errors/oauth-errors.js';
 import { KeysService } from '../keys/keys.service.js';
@@ -10,6 +12,7 @@ import { grantIsLive, StatusCache } from '../status/status-cache.js';
 import { OAuthRequest, readForm } from './form-params.js';
 import { ActClaim, actorChainOf, CapabilityDetail } from './token-types.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
+import { RateLimiter } from '../guardrails/rate-limiter.js';
 
 export type IntrospectionResponse = { active: false } | ({ active: true } & Record<string, unknown>);
 
@@ -32,6 +35,8 @@ export class IntrospectionService {
     private readonly clients: ClientAuthenticator,
     private readonly keys: KeysService,
     private readonly status: StatusCache,
+    private readonly audit: AuditService,
+    private readonly limiter: RateLimiter,
   ) {}
 
   async introspect(input: OAuthRequest): Promise<IntrospectionResponse> {
@@ -39,6 +44,7 @@ export class IntrospectionService {
     const rs = await this.clients.authenticateResourceServer({ ...input, params: p });
     if (!p.token) throw new InvalidRequestError('token is required');
     const active = await this.activeFor(p.token, rs);
+    await this.auditDecision(rs, p.token, active);
     if (!active) return INACTIVE;
     const { payload, details } = active;
     return {
@@ -53,15 +59,18 @@ export class IntrospectionService {
       exp: payload.exp,
       iat: payload.iat,
       jti: payload.jti,
-      authorization_details: details,
+      // Each limited capability shows its binding budget {used, max, resets_at}; omitted if Redis is away.
+      authorization_details: await this.limiter.withBudgets(details),
     };
   }
 
   /**
    * The token's still-valid view for this resource server, or null. Shared with action-level decisions.
    * Fails closed: anything that cannot be established makes the token inactive.
+   * `keepWithoutLiveCapabilities`: an otherwise active token whose capabilities were all revoked comes
+   * back with no details instead of null, so /v1/authorize can say `capability_revoked`.
    */
-  async activeFor(token: string, rs: ResourceServerEntity): Promise<ActiveToken | null> {
+  async activeFor(token: string, rs: ResourceServerEntity, opts: { keepWithoutLiveCapabilities?: boolean } = {}): Promise<ActiveToken | null> {
     const payload = await this.verify(token);
     if (!payload || payload.aud !== rs.audience) return null;
     const details = Array.isArray(payload.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : [];
@@ -72,7 +81,31 @@ export class IntrospectionService {
     if (snapshot.tokenRevoked || !agents.every((a) => snapshot.agents.get(a))) return null;
     const now = Date.now();
     const live = details.filter((d) => d.grant_chain.every((id) => grantIsLive(snapshot.grants.get(id), now)));
-    return live.length ? { payload, details: live, actorChain } : null;
+    return live.length || opts.keepWithoutLiveCapabilities ? { payload, details: live, actorChain } : null;
+  }
+
+  /**
+   * `token.introspected`, through the asynchronous audit path: introspection is the hot path and must not
+   * wait on (or fail because of) the trail. Never blocks; see AuditService.recordAsync for the loss window.
+   */
+  private async auditDecision(rs: ResourceServerEntity, token: string, active: ActiveToken | null): Promise<void> {
+    // An inactive token is described only if its signature holds (cached): unverified claims are attacker-controlled.
+    const payload = active?.payload ?? (await this.verify(token));
+    const details = active?.details ?? (Array.isArray(payload?.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : []);
+    const chain = payload ? actorChainOf(payload.act as ActClaim | undefined) : [];
+    this.audit.recordAsync({
+      type: 'token.introspected',
+      by: actors.resourceServer(rs.id),
+      outcome: active ? 'active' : 'inactive',
+      reason: active ? null : !payload ? 'invalid_or_expired' : payload.aud !== rs.audience ? 'audience_mismatch' : 'revoked_or_expired',
+      principal: payload?.sub ? { iss: '', sub: payload.sub } : null,
+      agentId: (payload?.client_id as string | undefined) ?? null,
+      actorChain: chain,
+      grantIds: [...new Set(details.flatMap((d) => d.grant_chain))],
+      resource: rs.audience,
+      actions: details.flatMap((d) => d.actions),
+      data: { jti: (payload?.jti as string | undefined) ?? null },
+    });
   }
 
   private async verify(token: string): Promise<JWTPayload | null> {

@@ -1,22 +1,29 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { actionCovers, formatScope, parseScope } from '../../../domain/src/actions.js';
 import { Constraints, effectiveMaxTokenTtl, evaluateConstraints } from '../../../domain/src/constraints.js';
 import { uuidv7 } from '../../../domain/src/ids.js';
 import { AgentEntity, AgentRepository, GrantEntity, GrantRepository, IssuedTokenRepository, ResourceServerEntity, ResourceServerRepository } from '../../../persistence/src/index.js';
+import { actors } from '../audit/audit-events.js';
+import { AuditService } from '../audit/audit.service.js';
 import { ClientAuthenticator } from '../clients/client-authenticator.js';
 import {
+  AccessDeniedError,
   InvalidClientError,
   InvalidRequestError,
   InvalidScopeError,
   InvalidTargetError,
+  OAuthError,
   TemporarilyUnavailableError,
   UnsupportedGrantTypeError,
 } from '../errors/oauth-errors.js';
 import { describeJoseError, ExpectedTokenKind, TokenRejected, TrustedIssuers } from '../identity/trusted-issuers.service.js';
 import { KeysService } from '../keys/keys.service.js';
 import { grantIsLive, StatusCache } from '../status/status-cache.js';
+import { IssuanceGuard } from '../guardrails/issuance-guard.js';
 import { OAuthRequest, readForm } from './form-params.js';
 import { ActClaim, actClaimOf, actorChainOf, CapabilityDetail, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './token-types.js';
 
@@ -66,9 +73,37 @@ export class TokenExchangeService {
     private readonly grants: GrantRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly status: StatusCache,
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly audit: AuditService,
+    private readonly guardrails: IssuanceGuard,
   ) {}
 
+  /** Every refusal is audited (`exchange.refused`, with its error code), asynchronously: refusals can come in floods. */
   async exchange(req: TokenRequest): Promise<TokenResponse> {
+    const seen: ExchangeSeen = {};
+    try {
+      return await this.exchangeOrRefuse(req, seen);
+    } catch (err) {
+      if (err instanceof OAuthError) {
+        this.audit.recordAsync({
+          type: 'exchange.refused',
+          by: seen.agentId ? actors.agent(seen.agentId) : { actor: 'anonymous', actorType: 'agent' },
+          outcome: 'refused',
+          reason: err.error,
+          principal: seen.principal ?? null,
+          agentId: seen.agentId ?? null,
+          grantIds: seen.grantIds,
+          resource: seen.resource ?? null,
+          actions: seen.actions,
+          // Never the subject or actor token: only what the server concluded from them.
+          data: { error: err.error, error_description: err.description, source_ip: req.sourceIp },
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async exchangeOrRefuse(req: TokenRequest, seen: ExchangeSeen): Promise<TokenResponse> {
     const { single: p, multi } = readForm(req);
     if (!p.grant_type) throw new InvalidRequestError('grant_type is required');
     if (p.grant_type !== TOKEN_EXCHANGE_GRANT) throw new UnsupportedGrantTypeError(`grant_type ${p.grant_type} is not supported`);
@@ -84,20 +119,34 @@ export class TokenExchangeService {
     if (requestedType !== TOKEN_TYPE.accessToken && requestedType !== TOKEN_TYPE.jwt) throw new InvalidRequestError('requested_token_type must be the access_token or jwt token type');
 
     const agent = await this.resolveAgent(client, p.actor_token, p.actor_token_type, Boolean(req.authorization));
+    seen.agentId = agent.id;
     const target = await this.resolveTarget(multi.resource ?? [], multi.audience ?? []);
+    seen.resource = target.audience;
     const subject = await this.resolveSubject(p.subject_token, subjectKind, agent);
+    seen.principal = { iss: subject.principal.iss, sub: subject.principal.sub };
+    seen.grantIds = subject.upstream?.grantIds;
 
     const requested = parseScope(p.scope);
+    seen.actions = requested;
     if (!requested.length) throw new InvalidScopeError('scope is required: name the actions the token should carry');
 
     const now = new Date();
     const candidates = subject.upstream
       ? await this.delegatedCapabilities(subject, agent, target, requested, now)
       : await this.directCapabilities(subject, agent, target, requested, now);
-    const capabilities = candidates.filter((c) => evaluateConstraints(chainConstraints(c), { now, sourceIp: req.sourceIp, phase: 'exchange' }).ok);
-    if (!capabilities.length) throw new InvalidScopeError('no active grant covers the requested scope for this agent and resource');
+    if (!candidates.length) throw new InvalidScopeError('no active grant covers the requested scope for this agent and resource');
+    const verdicts = candidates.map((c) => evaluateConstraints(chainConstraints(c), { now, sourceIp: req.sourceIp, phase: 'exchange' }));
+    // Per action, the first covering grant whose constraints hold (another grant may pass where one fails).
+    const capabilities = candidates.filter((c, i) => verdicts[i].ok && candidates.findIndex((o, j) => o.action === c.action && verdicts[j].ok) === i);
+    // Granted, but constraints refuse every capability: say why (access_denied, the reason code first).
+    const refusal = verdicts.find((v) => !v.ok);
+    if (!capabilities.length && refusal && !refusal.ok) throw new AccessDeniedError(`${refusal.reason}: ${refusal.detail}`);
 
-    return this.issue(subject, agent, target, capabilities, requestedType, now);
+    // Guardrails (docs/constraints.md): human approval, then rate limits and budgets, then the token.
+    const actorChain = subject.autonomous ? [] : [agent.id, ...(subject.upstream?.actorChain ?? [])];
+    return this.guardrails.issue({ agentId: agent.id, actorChain, resourceServer: target, purpose: p.purpose }, capabilities, () =>
+      this.issue(subject, agent, target, capabilities, requestedType, now),
+    );
   }
 
   private async resolveAgent(client: AgentEntity | null, actorToken: string | undefined, actorType: string | undefined, usedHeader: boolean): Promise<AgentEntity> {
@@ -122,7 +171,7 @@ export class TokenExchangeService {
   private async resolveTarget(resources: string[], audiences: string[]): Promise<ResourceServerEntity> {
     const values = [...new Set([...resources, ...audiences])];
     if (!values.length) throw new InvalidTargetError('name the target with resource or audience');
-    const found = await this.resourceServers.findByAudiencesOrIds(values);
+    const found = await this.clients.resourceServersNamed(values);
     const matched = new Set(values.filter((v) => found.some((rs) => rs.audience === v || rs.id === v)));
     if (matched.size !== values.length) throw new InvalidTargetError('unknown resource or audience');
     if (found.length !== 1) throw new InvalidTargetError('resource and audience must name exactly one resource server');
@@ -213,7 +262,7 @@ export class TokenExchangeService {
     );
     const grantIds = [...new Set(allGrants.map((g) => g.id))];
     const expiresAt = new Date(exp * 1000);
-    await this.tokens.record({
+    const record = {
       jti,
       agentId: agent.id,
       principalIss: caps[0].chain[0].principalIss, // the root grant's principal, also for chains
@@ -224,6 +273,33 @@ export class TokenExchangeService {
       scope,
       issuedAt: now,
       expiresAt,
+    };
+    // The token record and its `token.issued` event commit together (the jti, never the token).
+    await this.ds.transaction(async (em) => {
+      await this.tokens.record(record, em);
+      await this.audit.record(em, {
+        type: 'token.issued',
+        by: actors.agent(agent.id),
+        outcome: 'issued',
+        occurredAt: now,
+        principal: { iss: record.principalIss, sub: record.principalSub },
+        agentId: agent.id,
+        actorChain,
+        grantIds,
+        resource: target.audience,
+        actions: caps.map((c) => c.action),
+        purpose: [...new Set(caps.map((c) => c.grant.purpose).filter((x): x is string => Boolean(x)))].join('; ') || null,
+        data: {
+          jti,
+          scope,
+          lifetime_seconds: ttl,
+          issued_at: now.toISOString(),
+          expires_at: expiresAt.toISOString(),
+          issued_token_type: tokenType,
+          autonomous: subject.autonomous,
+          capabilities: details.map((d) => ({ grant_id: d.grant_id, actions: d.actions, grant_chain: d.grant_chain })),
+        },
+      });
     });
     try {
       await this.status.warm([...new Map(allGrants.map((g) => [g.id, g])).values()], actorChain.length ? actorChain : [agent.id], jti, expiresAt);
@@ -235,13 +311,18 @@ export class TokenExchangeService {
   }
 }
 
+/** What an exchange had established when it was refused, for the `exchange.refused` event. */
+interface ExchangeSeen {
+  agentId?: string;
+  resource?: string;
+  principal?: { iss: string; sub: string };
+  grantIds?: string[];
+  actions?: string[];
+}
+
+/** Every (action, grant) pair where the grant covers a requested action, in request order. */
 function matchActions(requested: string[], grants: GrantEntity[], chainOf: (g: GrantEntity) => GrantEntity[]): Capability[] {
-  const caps: Capability[] = [];
-  for (const action of requested) {
-    const grant = grants.find((g) => actionCovers(g.action, action));
-    if (grant) caps.push({ action, grant, chain: chainOf(grant) });
-  }
-  return caps;
+  return requested.flatMap((action) => grants.filter((g) => actionCovers(g.action, action)).map((grant) => ({ action, grant, chain: chainOf(grant) })));
 }
 
 const chainConstraints = (c: Capability) => c.chain.map((g) => g.constraints as Constraints);

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { IssuedTokenRepository } from '../../../persistence/src/index.js';
+import { actors } from '../audit/audit-events.js';
+import { AuditService } from '../audit/audit.service.js';
 import { ClientAuthenticator } from '../clients/client-authenticator.js';
 import { InvalidClientError, InvalidRequestError, TemporarilyUnavailableError } from '../errors/oauth-errors.js';
 import { KeysService } from '../keys/keys.service.js';
@@ -14,6 +16,7 @@ export class TokenRevocationService {
     private readonly keys: KeysService,
     private readonly tokens: IssuedTokenRepository,
     private readonly status: StatusCache,
+    private readonly audit: AuditService,
   ) {}
 
   async revoke(input: OAuthRequest): Promise<void> {
@@ -31,7 +34,22 @@ export class TokenRevocationService {
     const jti = payload.jti as string;
     const expiresAt = new Date((payload.exp as number) * 1000);
     try {
-      await this.tokens.revokeOwnedBy(jti, agent.id, new Date(), () => this.status.publishTokenRevoked(jti, expiresAt));
+      await this.tokens.revokeOwnedBy(jti, agent.id, new Date(), async (em, token) => {
+        await this.status.publishTokenRevoked(jti, expiresAt);
+        if (token.revokedAt) return; // already revoked: nothing new to record
+        await this.audit.record(em, {
+          type: 'token.revoked',
+          by: actors.agent(agent.id),
+          outcome: 'revoked',
+          principal: { iss: token.principalIss, sub: token.principalSub },
+          agentId: token.agentId,
+          actorChain: token.actorChain,
+          grantIds: token.grantIds,
+          resource: token.audience,
+          actions: token.scope.split(' ').filter(Boolean),
+          data: { jti, expires_at: token.expiresAt.toISOString() },
+        });
+      });
     } catch (err) {
       if (err instanceof StatusUnavailableError) throw new TemporarilyUnavailableError('the status store is unreachable; the token was not revoked, try again');
       throw err;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, LessThan, Repository } from 'typeorm';
+import { DataSource, EntityManager, LessThan, Repository } from 'typeorm';
 import { AgentEntity } from '../entities/agent.entity.js';
 import { Page, toPage } from '../page.js';
 
@@ -11,8 +11,9 @@ export class AgentRepository {
     this.repo = ds.getRepository(AgentEntity);
   }
 
-  insert(agent: Omit<AgentEntity, 'createdAt' | 'disabledAt' | 'status'>): Promise<AgentEntity> {
-    return this.repo.save(this.repo.create({ ...agent, status: 'active', disabledAt: null }));
+  insert(agent: Omit<AgentEntity, 'createdAt' | 'disabledAt' | 'status'>, em?: EntityManager): Promise<AgentEntity> {
+    const repo = em ? em.getRepository(AgentEntity) : this.repo;
+    return repo.save(repo.create({ ...agent, status: 'active', disabledAt: null }));
   }
 
   findById(id: string): Promise<AgentEntity | null> {
@@ -33,8 +34,9 @@ export class AgentRepository {
   }
 
   /** Returns the agent after the change, or null if it does not exist. Idempotent. */
-  async disable(id: string, at: Date): Promise<AgentEntity | null> {
-    await this.repo.createQueryBuilder().update().set({ status: 'disabled', disabledAt: at }).where('id = :id AND status = :s', { id, s: 'active' }).execute();
-    return this.findById(id);
+  async disable(id: string, at: Date, em?: EntityManager): Promise<AgentEntity | null> {
+    const repo = em ? em.getRepository(AgentEntity) : this.repo;
+    await repo.createQueryBuilder().update().set({ status: 'disabled', disabledAt: at }).where('id = :id AND status = :s', { id, s: 'active' }).execute();
+    return repo.findOneBy({ id });
   }
 }

@@ -11,20 +11,27 @@ export class IssuedTokenRepository {
     this.repo = ds.getRepository(IssuedTokenEntity);
   }
 
+  /** Every exchange records its token: one plain INSERT built once from the entity metadata, no query building per call. */
   async record(token: Omit<IssuedTokenEntity, 'revokedAt'>, em?: EntityManager): Promise<void> {
-    await (em ? em.getRepository(IssuedTokenEntity) : this.repo).insert({ ...token, revokedAt: null });
+    const row = { ...token, revokedAt: null } as Record<string, unknown>;
+    const columns = this.repo.metadata.columns.filter((c) => c.propertyName in row);
+    const values = columns.map((c) => (c.type === 'jsonb' || c.type === 'json' ? JSON.stringify(row[c.propertyName]) : row[c.propertyName]));
+    const key = columns.map((c) => c.propertyName).join();
+    const sql = (this.insertSql[key] ??= `INSERT INTO issued_tokens (${columns.map((c) => `"${c.databaseName}"`).join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`);
+    await (em ?? this.repo.manager).query(sql, values);
   }
+  private readonly insertSql: Record<string, string> = {};
 
   findByJti(jti: string): Promise<IssuedTokenEntity | null> {
     return this.repo.findOneBy({ jti });
   }
 
   /** Revokes a token only if `agentId` is the client it was issued to. True when it is now revoked. */
-  async revokeOwnedBy(jti: string, agentId: string, at: Date, beforeCommit: () => Promise<void>): Promise<boolean> {
+  async revokeOwnedBy(jti: string, agentId: string, at: Date, beforeCommit: (em: EntityManager, token: IssuedTokenEntity) => Promise<void>): Promise<boolean> {
     return this.repo.manager.transaction(async (em) => {
-      const rows: unknown[] = await em.query('SELECT 1 FROM issued_tokens WHERE jti = $1 AND agent_id = $2 FOR UPDATE', [jti, agentId]);
-      if (!rows.length) return false;
-      await beforeCommit();
+      const token = await em.getRepository(IssuedTokenEntity).createQueryBuilder('t').where('t.jti = :jti AND t.agent_id = :agentId', { jti, agentId }).setLock('pessimistic_write').getOne();
+      if (!token) return false;
+      await beforeCommit(em, token);
       await em.query('UPDATE issued_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE jti = $1', [jti, at]);
       return true;
     });
@@ -47,5 +54,23 @@ export class IssuedTokenRepository {
       [grantIds, now],
     );
     return new Map(rows.map((r) => [r.grant_id, Number(r.n)]));
+  }
+
+  /** jtis of tokens for `audience` resting on any of `grantIds` that have not expired yet (revocation push). */
+  async findUnexpiredJtis(grantIds: string[], audience: string | null, now: Date): Promise<string[]> {
+    if (!grantIds.length) return [];
+    const qb = this.repo.createQueryBuilder('t').select('t.jti').where('t.grant_ids && :ids::uuid[] AND t.expires_at > :now', { ids: grantIds, now });
+    if (audience !== null) qb.andWhere('t.audience = :audience', { audience });
+    return (await qb.orderBy('t.jti', 'ASC').getMany()).map((t) => t.jti);
+  }
+
+  /** Deletes up to `limit` token records that expired before `cutoff`; returns how many went (retention). */
+  async purgeExpiredBefore(cutoff: Date, limit: number): Promise<number> {
+    const result = await this.repo
+      .createQueryBuilder()
+      .delete()
+      .where('jti IN (SELECT jti FROM issued_tokens WHERE expires_at < :cutoff ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)', { cutoff, limit })
+      .execute();
+    return result.affected ?? 0;
   }
 }
