@@ -512,8 +512,9 @@ async function main() {
   process.chdir(ROOT);
 
   if (!existsSync(path.join(ROOT, 'node_modules'))) {
-    if (existsSync(path.join(ROOT, 'package-lock.json'))) await run(NPM, ['ci']);
-    else await run(NPM, ['install']);
+    // `npm install` follows package-lock.json; npm 11's `npm ci` rejects locks that omit other
+    // platforms' optional binaries (SWC), which is how npm itself writes them here.
+    await run(NPM, ['install', '--no-audit', '--no-fund']);
   }
   await run('bash', [path.join('scripts', 'ensure-services.sh')], 'ensure Postgres and Redis');
   await run(NPM, ['run', 'build']);
