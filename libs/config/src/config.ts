@@ -57,6 +57,7 @@ const envSchema = z.object({
   APPROVAL_TTL_SECONDS: int(1, 86_400).default(600),
   // Audit trail and worker (docs/operations.md).
   AUDIT_FLUSH_MS: int(1, 60_000).default(250),
+  AUDIT_COALESCE_MS: int(0, 60_000).default(5000),
   AUDIT_SEAL_INTERVAL_MS: int(50, 3_600_000).default(2000),
   WEBHOOK_MAX_ATTEMPTS: int(1, 50).default(5),
   WEBHOOK_BACKOFF_MS: int(1, 3_600_000).default(1000),
@@ -94,6 +95,8 @@ export interface AppConfig {
   approvalTtlSeconds: number;
   /** API: how long high-volume audit events wait in memory before travelling to the worker as one batch. */
   auditFlushMs: number;
+  /** Repeated introspections of one token by one resource server with one outcome become one event per window. */
+  auditCoalesceMs: number;
   auditSealIntervalMs: number;
   webhookMaxAttempts: number;
   webhookBackoffMs: number;
@@ -145,6 +148,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     clockLeewaySeconds: e.CLOCK_LEEWAY_SECONDS,
     approvalTtlSeconds: e.APPROVAL_TTL_SECONDS,
     auditFlushMs: e.AUDIT_FLUSH_MS,
+    auditCoalesceMs: e.AUDIT_COALESCE_MS,
     auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
     webhookMaxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
     webhookBackoffMs: e.WEBHOOK_BACKOFF_MS,

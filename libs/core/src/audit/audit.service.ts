@@ -35,6 +35,9 @@ export class AuditService implements OnModuleDestroy {
   private readonly log = new Logger('Audit');
   private buffer: QueuedRow[] = [];
   private timer?: NodeJS.Timeout;
+  /** Coalesced events by key, moved to `buffer` when their window closes. */
+  private coalesced = new Map<string, QueuedRow>();
+  private coalesceTimer?: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
   private queueDownUntil = 0;
 
@@ -58,8 +61,12 @@ export class AuditService implements OnModuleDestroy {
     return rows.map((r) => r.id);
   }
 
-  /** Fire and forget: never throws and never waits on Redis. */
-  recordAsync(event: AuditEventInput): void {
+  /**
+   * Fire and forget: never throws and never waits on Redis. With `coalesceKey`, events with the same
+   * key within AUDIT_COALESCE_MS become one, whose `data.count` says how many it stands for and
+   * `data.last_at` when the last one happened (a resource server introspects a token many times).
+   */
+  recordAsync(event: AuditEventInput, coalesceKey?: string): void {
     let row: AuditEventRow;
     try {
       row = toRow(event);
@@ -67,7 +74,33 @@ export class AuditService implements OnModuleDestroy {
       this.log.error(`audit event dropped: ${(err as Error).message}`);
       return;
     }
-    this.buffer.push({ ...row, occurredAt: row.occurredAt.toISOString() });
+    const queued = { ...row, occurredAt: row.occurredAt.toISOString() };
+    if (coalesceKey && this.config.auditCoalesceMs > 0) {
+      const first = this.coalesced.get(coalesceKey);
+      if (first) {
+        first.data = { ...first.data, count: ((first.data.count as number) ?? 1) + 1, last_at: queued.occurredAt };
+        return;
+      }
+      this.coalesced.set(coalesceKey, { ...queued, data: { ...queued.data, count: 1 } });
+      if (!this.coalesceTimer) {
+        this.coalesceTimer = setTimeout(() => this.closeCoalesceWindow(), this.config.auditCoalesceMs);
+        this.coalesceTimer.unref();
+      }
+      return;
+    }
+    this.enqueue(queued);
+  }
+
+  private closeCoalesceWindow(): void {
+    clearTimeout(this.coalesceTimer);
+    this.coalesceTimer = undefined;
+    const rows = [...this.coalesced.values()];
+    this.coalesced.clear();
+    for (const r of rows) this.enqueue(r);
+  }
+
+  private enqueue(queued: QueuedRow): void {
+    this.buffer.push(queued);
     if (this.buffer.length >= MAX_BATCH) void this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.config.auditFlushMs);
@@ -75,8 +108,9 @@ export class AuditService implements OnModuleDestroy {
     }
   }
 
-  /** Sends what is buffered; also called at shutdown, before the queues close. */
+  /** Sends what is buffered (coalesced events included); also called at shutdown, before the queues close. */
   flush(): Promise<void> {
+    if (this.coalesced.size) this.closeCoalesceWindow();
     clearTimeout(this.timer);
     this.timer = undefined;
     const batch = this.buffer.splice(0);

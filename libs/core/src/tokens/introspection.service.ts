@@ -93,11 +93,13 @@ export class IntrospectionService {
     const payload = active?.payload ?? (await this.verify(token));
     const details = active?.details ?? (Array.isArray(payload?.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : []);
     const chain = payload ? actorChainOf(payload.act as ActClaim | undefined) : [];
+    const outcome = active ? 'active' : 'inactive';
+    const reason = active ? null : !payload ? 'invalid_or_expired' : payload.aud !== rs.audience ? 'audience_mismatch' : 'revoked_or_expired';
     this.audit.recordAsync({
       type: 'token.introspected',
       by: actors.resourceServer(rs.id),
-      outcome: active ? 'active' : 'inactive',
-      reason: active ? null : !payload ? 'invalid_or_expired' : payload.aud !== rs.audience ? 'audience_mismatch' : 'revoked_or_expired',
+      outcome,
+      reason,
       principal: payload?.sub ? { iss: '', sub: payload.sub } : null,
       agentId: (payload?.client_id as string | undefined) ?? null,
       actorChain: chain,
@@ -105,7 +107,7 @@ export class IntrospectionService {
       resource: rs.audience,
       actions: details.flatMap((d) => d.actions),
       data: { jti: (payload?.jti as string | undefined) ?? null },
-    });
+    }, payload?.jti ? `introspect:${rs.id}:${String(payload.jti)}:${outcome}:${reason}` : undefined);
   }
 
   private async verify(token: string): Promise<JWTPayload | null> {
