@@ -26,6 +26,7 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
   private publicJwks: JSONWebKeySet = { keys: [] };
   private verifierKeys = createLocalJWKSet({ keys: [] });
   private lastReload = 0;
+  private pendingReload?: Promise<void>;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -69,9 +70,9 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
     try {
       return (await jwtVerify(token, this.verifierKeys, opts)).payload;
     } catch (err) {
-      // A key rotated on another process: refresh once (throttled) and retry.
-      if (err instanceof errors.JWKSNoMatchingKey && Date.now() - this.lastReload > 1000) {
-        await this.reload();
+      // A key rotated on another process: refresh (at most once a second, shared by concurrent callers) and retry.
+      if (err instanceof errors.JWKSNoMatchingKey) {
+        await this.reloadSoon();
         return (await jwtVerify(token, this.verifierKeys, opts)).payload;
       }
       throw err;
@@ -88,6 +89,21 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
     await this.audit.record(null, { type: 'key.rotated', by: by ? actors.person(by) : actors.system, outcome: 'rotated', occurredAt: now, data: { kid: next.kid, alg: next.alg, retired_kid: retiredKid, retired_published_until: publishUntil.toISOString() } });
     await this.reload();
     return { kid: next.kid, retiredKid };
+  }
+
+  /**
+   * One reload for every caller that asks meanwhile, never more often than once a second: unknown
+   * `kid`s (a forged token's or a new key's) cannot turn into a flood of key queries.
+   */
+  private reloadSoon(): Promise<void> {
+    this.pendingReload ??= (async () => {
+      const wait = this.lastReload + 1000 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await this.reload();
+    })().finally(() => {
+      this.pendingReload = undefined;
+    });
+    return this.pendingReload;
   }
 
   private async reload(): Promise<void> {
