@@ -8,7 +8,8 @@ USER node
 # Dependencies first so they stay cached while the sources change.
 # Dev dependencies are kept: the build and `npm run migrate` need them.
 COPY --chown=node:node package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# npm install follows package-lock.json (npm 11's `npm ci` rejects this lock's missing foreign-platform optionals).
+RUN npm install --no-audit --no-fund
 
 COPY --chown=node:node . .
 RUN npm run build
