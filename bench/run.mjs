@@ -410,7 +410,8 @@ async function scenarioCascade() {
  */
 async function scenarioReplicas() {
   const extra = [];
-  for (let i = 1; i < REPLICAS; i++) extra.push(await startApi({ env: apiEnv, label: `api-${i + 1}` }));
+  // Replicas share one issuer, as behind a load balancer: each verifies the others' tokens.
+  for (let i = 1; i < REPLICAS; i++) extra.push(await startApi({ env: { ...apiEnv, ISSUER: api.url }, label: `api-${i + 1}` }));
   const servers = [api, ...extra];
   const per = Math.ceil(CONNS / servers.length);
   const spread = async (base) => {

@@ -54,6 +54,11 @@ export class AuditService implements OnModuleDestroy {
     return row.id;
   }
 
+  /** The row `record` would insert, for a caller that writes it in its own statement (atomic with its change). */
+  prepare(event: AuditEventInput): AuditEventRow {
+    return toRow(event);
+  }
+
   /** Several events in one statement, in the caller's transaction. Returns their ids in order. */
   async recordMany(em: EntityManager | null, events: AuditEventInput[]): Promise<string[]> {
     const rows = events.map(toRow);
@@ -67,6 +72,14 @@ export class AuditService implements OnModuleDestroy {
    * `data.last_at` when the last one happened (a resource server introspects a token many times).
    */
   recordAsync(event: AuditEventInput, coalesceKey?: string): void {
+    const coalesce = coalesceKey !== undefined && this.config.auditCoalesceMs > 0;
+    const first = coalesce ? this.coalesced.get(coalesceKey) : undefined;
+    if (first) {
+      // A repeat inside the window only counts (most introspections): no row is built, nothing scrubbed.
+      first.data.count = (first.data.count as number) + 1;
+      first.data.last_at = (event.occurredAt ?? new Date()).toISOString();
+      return;
+    }
     let row: AuditEventRow;
     try {
       row = toRow(event);
@@ -75,13 +88,9 @@ export class AuditService implements OnModuleDestroy {
       return;
     }
     const queued = { ...row, occurredAt: row.occurredAt.toISOString() };
-    if (coalesceKey && this.config.auditCoalesceMs > 0) {
-      const first = this.coalesced.get(coalesceKey);
-      if (first) {
-        first.data = { ...first.data, count: ((first.data.count as number) ?? 1) + 1, last_at: queued.occurredAt };
-        return;
-      }
-      this.coalesced.set(coalesceKey, { ...queued, data: { ...queued.data, count: 1 } });
+    if (coalesce) {
+      // Its own data object: repeats update it in place.
+      this.coalesced.set(coalesceKey!, { ...queued, data: { ...queued.data, count: 1 } });
       if (!this.coalesceTimer) {
         this.coalesceTimer = setTimeout(() => this.closeCoalesceWindow(), this.config.auditCoalesceMs);
         this.coalesceTimer.unref();

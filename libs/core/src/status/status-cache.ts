@@ -91,11 +91,13 @@ export class StatusCache {
 
   /** At issuance: seed the entries introspection will ask for, so the hot path rarely touches Postgres. */
   async warm(grants: { id: string; expiresAt: Date | null }[], agentIds: string[], jti: string, tokenExp: Date): Promise<void> {
-    const pipe = this.redis.pipeline();
-    for (const g of grants) pipe.set(this.gk(g.id), encodeActive(g.expiresAt), 'EX', ttlUntil(g.expiresAt?.getTime() ?? null), 'NX');
-    for (const a of agentIds) pipe.set(this.ak(a), 'a', 'EX', DAY, 'NX');
-    pipe.set(this.tk(jti), 'a', 'EX', ttlUntil(tokenExp.getTime()), 'NX');
-    await execOrThrow(pipe);
+    // Plain commands, not a pipeline: auto-pipelining sends them in one write with every other request's
+    // commands of this tick, where an explicit pipeline is a socket write per exchange (seen in the profile).
+    await Promise.all([
+      ...grants.map((g) => this.redis.set(this.gk(g.id), encodeActive(g.expiresAt), 'EX', ttlUntil(g.expiresAt?.getTime() ?? null), 'NX')),
+      ...agentIds.map((a) => this.redis.set(this.ak(a), 'a', 'EX', DAY, 'NX')),
+      this.redis.set(this.tk(jti), 'a', 'EX', ttlUntil(tokenExp.getTime()), 'NX'),
+    ]);
   }
 
   private async write(entries: [string, string, number][]): Promise<void> {

@@ -1,6 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { actionCovers, formatScope, parseScope } from '../../../domain/src/actions.js';
@@ -73,7 +71,6 @@ export class TokenExchangeService {
     private readonly grants: GrantRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly status: StatusCache,
-    @InjectDataSource() private readonly ds: DataSource,
     private readonly audit: AuditService,
     private readonly guardrails: IssuanceGuard,
   ) {}
@@ -274,10 +271,10 @@ export class TokenExchangeService {
       issuedAt: now,
       expiresAt,
     };
-    // The token record and its `token.issued` event commit together (the jti, never the token).
-    await this.ds.transaction(async (em) => {
-      await this.tokens.record(record, em);
-      await this.audit.record(em, {
+    // The token record and its `token.issued` event commit together, in one statement (the jti, never the token).
+    await this.tokens.recordWithEvent(
+      record,
+      this.audit.prepare({
         type: 'token.issued',
         by: actors.agent(agent.id),
         outcome: 'issued',
@@ -299,8 +296,8 @@ export class TokenExchangeService {
           autonomous: subject.autonomous,
           capabilities: details.map((d) => ({ grant_id: d.grant_id, actions: d.actions, grant_chain: d.grant_chain })),
         },
-      });
-    });
+      }),
+    );
     try {
       await this.status.warm([...new Map(allGrants.map((g) => [g.id, g])).values()], actorChain.length ? actorChain : [agent.id], jti, expiresAt);
     } catch {

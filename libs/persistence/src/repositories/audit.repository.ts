@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, Repository, SelectQueryBuilder } from 'typeorm';
 import { AuditEventEntity } from '../entities/audit-event.entity.js';
 import { Page, toPage } from '../page.js';
+import { plainInsert, PlainInsert } from '../plain-insert.js';
 import { PrincipalRef } from './grant.repository.js';
 
 /** Everything but the chain fields, which only the sealer writes. */
@@ -32,6 +33,8 @@ export interface SealResult {
 
 // Shared by every Procura process: one sealer at a time, whatever the number of workers.
 const SEAL_LOCK_KEY = 7_301_946_230;
+// 16 columns a row: 1,000 rows stay far below Postgres' 65,535 parameters per statement.
+const INSERT_CHUNK = 1000;
 
 @Injectable()
 export class AuditRepository {
@@ -43,21 +46,28 @@ export class AuditRepository {
   /** Inserts unsealed events; pass the EntityManager of the transaction whose change they record. */
   async insert(rows: AuditEventRow | AuditEventRow[], em?: EntityManager | null): Promise<void> {
     const list = Array.isArray(rows) ? rows : [rows];
-    if (!list.length) return;
-    await (em ? em.getRepository(AuditEventEntity) : this.repo).insert(list.map((row) => ({ ...row, seq: null, prevHash: null, hash: null })) as never);
+    for (let i = 0; i < list.length; i += INSERT_CHUNK) {
+      const { sql, values } = this.insertStatement(list.slice(i, i + INSERT_CHUNK));
+      await (em ?? this.ds).query(sql, values);
+    }
   }
 
   /** Batch insert for events that travelled through the queue; ids make a redelivered batch a no-op. */
   async insertManyIgnoringDuplicates(rows: AuditEventRow[]): Promise<number> {
-    if (!rows.length) return 0;
-    const result = await this.repo
-      .createQueryBuilder()
-      .insert()
-      .values(rows.map((r) => ({ ...r, seq: null, prevHash: null, hash: null })) as never)
-      .orIgnore()
-      .returning(['id'])
-      .execute();
-    return (result.raw as unknown[]).length;
+    let inserted = 0;
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const { sql, values } = this.insertStatement(rows.slice(i, i + INSERT_CHUNK));
+      inserted += ((await this.ds.query(`${sql} ON CONFLICT (id) DO NOTHING RETURNING id`, values)) as unknown[]).length;
+    }
+    return inserted;
+  }
+
+  /**
+   * The INSERT of unsealed events as plain SQL (see plainInsert), starting at parameter `firstParam`:
+   * callers may prepend a statement, e.g. the issued token the event records, in one atomic CTE.
+   */
+  insertStatement(rows: AuditEventRow[], firstParam = 1): PlainInsert {
+    return plainInsert(this.repo.metadata, rows as unknown as Record<string, unknown>[], firstParam);
   }
 
   /**

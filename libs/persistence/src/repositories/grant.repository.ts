@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, Repository } from 'typeorm';
 import { GrantEntity, GrantStatus } from '../entities/grant.entity.js';
 import { Page, toPage } from '../page.js';
+import { preparedQuery } from '../prepared.js';
 
 export interface PrincipalRef {
   iss: string;
@@ -71,7 +72,9 @@ export class GrantRepository {
    * Every exchange runs it: plain SQL, rows shaped by the entity metadata, no query building per call.
    */
   async findActiveForExchange(principal: PrincipalRef, agentId: string, resourceServerId: string, autonomous: boolean, now: Date): Promise<GrantEntity[]> {
-    const rows: GrantEntity[] = await this.ds.query(
+    const rows = await preparedQuery<GrantEntity>(
+      this.ds,
+      'procura_grants_for_exchange',
       `SELECT ${this.selectList()} FROM grants g
         WHERE g.agent_id = $1 AND g.resource_server_id = $2 AND g.status = 'active'
           AND g.principal_iss = $3 AND g.principal_sub = $4 AND g.autonomous = $5 AND g.parent_id IS NULL

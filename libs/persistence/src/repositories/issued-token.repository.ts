@@ -3,24 +3,35 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, Repository } from 'typeorm';
 import { IssuedTokenEntity } from '../entities/issued-token.entity.js';
 import { Page, toPage } from '../page.js';
+import { plainInsert } from '../plain-insert.js';
+import { preparedQuery } from '../prepared.js';
+import { AuditEventRow, AuditRepository } from './audit.repository.js';
 
 @Injectable()
 export class IssuedTokenRepository {
   private readonly repo: Repository<IssuedTokenEntity>;
-  constructor(@InjectDataSource() ds: DataSource) {
+  constructor(
+    @InjectDataSource() private readonly ds: DataSource,
+    private readonly audit: AuditRepository,
+  ) {
     this.repo = ds.getRepository(IssuedTokenEntity);
   }
 
-  /** Every exchange records its token: one plain INSERT built once from the entity metadata, no query building per call. */
-  async record(token: Omit<IssuedTokenEntity, 'revokedAt'>, em?: EntityManager): Promise<void> {
-    const row = { ...token, revokedAt: null } as Record<string, unknown>;
-    const columns = this.repo.metadata.columns.filter((c) => c.propertyName in row);
-    const values = columns.map((c) => (c.type === 'jsonb' || c.type === 'json' ? JSON.stringify(row[c.propertyName]) : row[c.propertyName]));
-    const key = columns.map((c) => c.propertyName).join();
-    const sql = (this.insertSql[key] ??= `INSERT INTO issued_tokens (${columns.map((c) => `"${c.databaseName}"`).join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`);
-    await (em ?? this.repo.manager).query(sql, values);
+  /**
+   * Every exchange records its token and the event that audits it as ONE statement
+   * (`WITH t AS (INSERT INTO issued_tokens ...) INSERT INTO audit_events ...`): a statement is atomic on
+   * its own, so both rows commit or neither does, without BEGIN/COMMIT round trips or a QueryRunner.
+   */
+  async recordWithEvent(token: Omit<IssuedTokenEntity, 'revokedAt'>, event: AuditEventRow): Promise<void> {
+    const t = plainInsert(this.repo.metadata, [token]);
+    const e = this.audit.insertStatement([event], t.values.length + 1);
+    // The same columns every time, so one text and one name; a different column set gets its own.
+    const key = `${Object.keys(token).join()};${Object.keys(event).join()}`;
+    let stmt = this.withEventStatements.get(key);
+    if (!stmt) this.withEventStatements.set(key, (stmt = { name: `procura_token_with_event_${this.withEventStatements.size}`, text: `WITH t AS (${t.sql}) ${e.sql}` }));
+    await preparedQuery(this.ds, stmt.name, stmt.text, [...t.values, ...e.values]);
   }
-  private readonly insertSql: Record<string, string> = {};
+  private readonly withEventStatements = new Map<string, { name: string; text: string }>();
 
   findByJti(jti: string): Promise<IssuedTokenEntity | null> {
     return this.repo.findOneBy({ jti });
