@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+import { isUuid } from '../../../domain/src/ids.js';
 import { AgentEntity, AgentRepository, ResourceServerEntity, ResourceServerRepository } from '../../../persistence/src/index.js';
 import { InvalidClientError, InvalidRequestError, TemporarilyUnavailableError } from '../errors/oauth-errors.js';
 import { ASYMMETRIC_ALGS, describeJoseError } from '../identity/trusted-issuers.service.js';
@@ -46,7 +47,7 @@ export class ClientAuthenticator {
   async authenticateAgent(input: ClientCredentialsInput): Promise<AgentEntity | null> {
     const creds = this.extract(input);
     if (!creds) return null;
-    const agent = isUuidLike(creds.clientId) ? await this.cache.get('agent', creds.clientId, () => this.agents.findById(creds.clientId)) : null;
+    const agent = isUuid(creds.clientId) ? await this.cache.get('agent', creds.clientId, () => this.agents.findById(creds.clientId)) : null;
     const viaHeader = creds.method === 'client_secret_basic';
     if (!agent) throw new InvalidClientError('client authentication failed', viaHeader);
     await this.check(creds, agent, input.endpoint);
@@ -58,7 +59,7 @@ export class ClientAuthenticator {
   async authenticateResourceServer(input: ClientCredentialsInput): Promise<ResourceServerEntity> {
     const creds = this.extract(input);
     if (!creds) throw new InvalidClientError('resource server authentication is required', Boolean(input.authorization));
-    const rs = isUuidLike(creds.clientId) ? await this.cache.get('rs', creds.clientId, () => this.resourceServers.findById(creds.clientId)) : null;
+    const rs = isUuid(creds.clientId) ? await this.cache.get('rs', creds.clientId, () => this.resourceServers.findById(creds.clientId)) : null;
     if (!rs) throw new InvalidClientError('client authentication failed', creds.method === 'client_secret_basic');
     await this.check(creds, rs, input.endpoint);
     return rs;
@@ -144,5 +145,4 @@ export class ClientAuthenticator {
   }
 }
 
-const isUuidLike = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 const formDecode = (s: string) => decodeURIComponent(s.replace(/\+/g, ' '));
