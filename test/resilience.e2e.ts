@@ -87,11 +87,14 @@ describe('Redis unreachable', () => {
     expect(live.status).toBe(200);
     expect(live.body).toMatchObject({ active: true, scope: 'docs:write' });
 
-    // No token can be issued whose revocation could not be enforced.
+    // No token can be issued whose revocation could not be enforced, and none is recorded as issued.
+    const recorded = async () => (await call(app.url, 'GET', `/v1/grants/${grants['docs:write'].id}/tokens`, { token: await idp.token('alice') })).body.data.length;
+    const recordedBefore = await recorded();
     const exchanged = await exchangeCall(agent, rs.audience, 'docs:write');
     expect(exchanged.status).toBe(503);
     expect(exchanged.body.error).toBe('temporarily_unavailable');
     expect(exchanged.headers.get('cache-control')).toBe('no-store');
+    expect(await recorded()).toBe(recordedBefore);
 
     // Nor can a revoke be half-done: it is refused, and the grant stays as it was.
     const refused = await revokeCall(grants['docs:write'].id);

@@ -271,6 +271,13 @@ export class TokenExchangeService {
       issuedAt: now,
       expiresAt,
     };
+    try {
+      await this.status.warm([...new Map(allGrants.map((g) => [g.id, g])).values()], actorChain.length ? actorChain : [agent.id], jti, expiresAt);
+    } catch {
+      // Fail closed: without the shared status store a token's revocation could not be enforced. Seeded
+      // before the record, so the trail never shows a token as issued that was then withheld.
+      throw new TemporarilyUnavailableError('the status store is unreachable; no token was issued');
+    }
     // The token record and its `token.issued` event commit together, in one statement (the jti, never the token).
     await this.tokens.recordWithEvent(
       record,
@@ -298,12 +305,6 @@ export class TokenExchangeService {
         },
       }),
     );
-    try {
-      await this.status.warm([...new Map(allGrants.map((g) => [g.id, g])).values()], actorChain.length ? actorChain : [agent.id], jti, expiresAt);
-    } catch {
-      // Fail closed: without the shared status store a token's revocation could not be enforced.
-      throw new TemporarilyUnavailableError('the status store is unreachable; no token was issued');
-    }
     return { access_token: accessToken, issued_token_type: tokenType, token_type: 'Bearer', expires_in: ttl, scope };
   }
 }
