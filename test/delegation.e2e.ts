@@ -7,6 +7,7 @@ import { startApp, TestApp } from './support/app.js';
 import { adminQuery } from './support/db.js';
 import { Client, Fixtures } from './support/fixtures.js';
 import { call } from './support/http.js';
+import { until } from './support/poll.js';
 import { decodePayload, TestIdp } from './support/idp.js';
 import { ACCESS_TOKEN_TYPE, discover, exchange, introspect, oauth, TOKEN_EXCHANGE } from './support/oauth.js';
 
@@ -427,17 +428,10 @@ describe('cascade, tree and revocation rights', () => {
 
     // Observe the expiry with bounded polls of what a user sees, never a fixed sleep: first the chained
     // token goes inactive (its lifetime was capped at the root's expiry), then the tree shows the root expired.
-    const until = async (what: string, done: () => Promise<boolean>) => {
-      const deadline = Date.now() + 15_000;
-      while (!(await done())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
-    await until('the chained token to go inactive', async () => !(await active(rs, t2)));
+    await until(async () => !(await active(rs, t2)), 'the chained token to go inactive');
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(root.expires_at) - 2500); // it died of the expiry, not earlier
     const treeOf = async () => (await call(app.url, 'GET', `/v1/grants/${root.id}/tree`, { token: await idp.token('alice') })).body;
-    await until('the root grant to expire', async () => (await treeOf()).status === 'expired');
+    await until(async () => (await treeOf()).status === 'expired', 'the root grant to expire');
     expect(await treeOf()).toMatchObject({ status: 'expired', live_tokens: 0, children: [{ status: 'expired', live_tokens: 0 }] });
     expect(await active(rs, t1)).toBe(false);
     expect(rulesOf(await delegate(a1, root.id, { agent_id: a2.id }))).toEqual(['parent_not_active']);

@@ -1,3 +1,4 @@
+import { until } from './poll.js';
 import { expect } from 'vitest';
 import { TestApp } from './app.js';
 import { Fixtures } from './fixtures.js';
@@ -80,13 +81,11 @@ export function expectOAuthError(res: ApiResponse, status: number, error: string
 
 /** Bounded polling of an observable condition (never a bare sleep). */
 export async function pollUntil<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 5000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const hit = await until(async () => {
     const v = await probe();
-    if (done(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+    return done(v) ? { v } : undefined;
+  }, what, timeoutMs, everyMs);
+  return hit.v;
 }
 
 export const decodeClaims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, any>;
