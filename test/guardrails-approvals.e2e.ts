@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startApp, TestApp } from './support/app.js';
+import { startApp, startReplica, TestApp } from './support/app.js';
 import { Fixtures } from './support/fixtures.js';
 import { decodeClaims, expectOAuthError, Guardrails, Party } from './support/guardrails.js';
 import { call } from './support/http.js';
@@ -15,7 +15,7 @@ beforeAll(async () => {
   idp = await TestIdp.start();
   app = await startApp({ idp });
   // A second API process on the same Postgres, Redis and issuer: approvals must hold across processes.
-  second = await startApp({ idp, database: app.database, redisPrefix: app.config.redisPrefix, env: { ISSUER: app.config.issuer } });
+  second = await startReplica(app, idp);
   fx = new Fixtures(app, idp);
   g = new Guardrails(app, idp, fx);
 });

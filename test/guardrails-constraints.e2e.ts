@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startApp, TestApp } from './support/app.js';
+import { startApp, startReplica, TestApp } from './support/app.js';
 import { Fixtures } from './support/fixtures.js';
 import { decodeClaims, expectOAuthError, Guardrails, Party } from './support/guardrails.js';
 import { call } from './support/http.js';
@@ -15,7 +15,7 @@ beforeAll(async () => {
   idp = await TestIdp.start();
   app = await startApp({ idp });
   // The same deployment behind a reverse proxy on loopback: only then is X-Forwarded-For believed.
-  proxied = await startApp({ idp, database: app.database, redisPrefix: app.config.redisPrefix, env: { ISSUER: app.config.issuer, TRUSTED_PROXIES: '127.0.0.1' } });
+  proxied = await startReplica(app, idp, { TRUSTED_PROXIES: '127.0.0.1' });
   fx = new Fixtures(app, idp);
   g = new Guardrails(app, idp, fx);
 });

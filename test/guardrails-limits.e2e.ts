@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, TestApp } from './support/app.js';
+import { startApp, startReplica, TestApp } from './support/app.js';
 import { Fixtures } from './support/fixtures.js';
 import { decodeClaims, expectOAuthError, Guardrails, pollUntil } from './support/guardrails.js';
 import { TestIdp } from './support/idp.js';
@@ -14,7 +14,7 @@ beforeAll(async () => {
   idp = await TestIdp.start();
   app = await startApp({ idp });
   // A second API process on the same Postgres and the same Redis prefix (and issuer, as behind one load balancer).
-  second = await startApp({ idp, database: app.database, redisPrefix: app.config.redisPrefix, env: { ISSUER: app.config.issuer } });
+  second = await startReplica(app, idp);
   fx = new Fixtures(app, idp);
   g = new Guardrails(app, idp, fx);
 });
@@ -202,7 +202,7 @@ describe('when Redis is unreachable', () => {
   it('fails closed: no token for a limited grant (503), no decision (503), introspection without budgets', async () => {
     const { rs, agent } = await setup({ rate_limit: { max: 100, window_seconds: 60 } });
     const token = await g.token(agent, rs.audience, 'reports:read');
-    const cut = await startApp({ idp, database: app.database, redisPrefix: app.config.redisPrefix, env: { ISSUER: app.config.issuer, REDIS_URL: 'redis://127.0.0.1:1' } });
+    const cut = await startReplica(app, idp, { REDIS_URL: 'redis://127.0.0.1:1' });
     try {
       expectOAuthError(await g.exchange(agent, rs.audience, 'reports:read', { app: cut }), 503, 'temporarily_unavailable');
       const decision = await g.authorize(rs, { token, action: 'reports:read' }, cut);

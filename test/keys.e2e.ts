@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateKeys } from '../apps/api/src/cli/rotate-keys.js';
 import { createApp } from '../apps/api/src/app.factory.js';
 import { loadConfig } from '../libs/config/src/index.js';
-import { startApp, TestApp } from './support/app.js';
+import { startApp, startReplica, TestApp } from './support/app.js';
 import { adminQuery } from './support/db.js';
 import { Fixtures } from './support/fixtures.js';
 import { call } from './support/http.js';
@@ -72,7 +72,7 @@ describe('signing keys', () => {
       expect(keys[0].publish_until.getTime()).toBeGreaterThan(Date.now() + a.config.maxTokenTtlSeconds * 1000);
 
       // A process started after the rotation signs with the new key; the older process verifies it.
-      b = await startApp({ idp, database: a.database, redisPrefix: a.config.redisPrefix, env: { ISSUER: a.config.issuer } });
+      b = await startReplica(a, idp);
       const after = (await exchange(await discover(a.url), agent, { ...params, subject_token: await idp.token('alice') })).access_token;
       const fromB = await call(b.url, 'POST', '/oauth/token', {
         basic: [agent.id, agent.secret],

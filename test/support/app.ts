@@ -69,3 +69,11 @@ export async function startApp(opts: StartOptions): Promise<TestApp> {
     },
   };
 }
+
+/**
+ * Another API process on the same Postgres database, Redis prefix and issuer, as replicas behind one
+ * load balancer are (a shared ISSUER is what lets each verify the others' tokens).
+ */
+export function startReplica(of: TestApp, idp: TestIdp, env: Record<string, string> = {}): Promise<TestApp> {
+  return startApp({ idp, database: of.database, redisPrefix: of.config.redisPrefix, env: { ISSUER: of.config.issuer, ...env } });
+}
