@@ -61,6 +61,20 @@ describe('agents and resource servers (admin only)', () => {
     }
   });
 
+  it('pins an administrator to one issuer with <issuer>#<sub>', async () => {
+    const other = await TestIdp.start();
+    const pinned = await startApp({ idp, env: { ADMIN_SUBJECTS: `${idp.issuer}#root`, TRUSTED_ISSUERS: JSON.stringify([idp.trustedIssuerConfig(), other.trustedIssuerConfig()]) } });
+    try {
+      expect((await call(pinned.url, 'GET', '/v1/agents', { token: await idp.token('root') })).status).toBe(200);
+      const impostor = await call(pinned.url, 'GET', '/v1/agents', { token: await other.token('root') });
+      expect(impostor.status).toBe(403);
+      expect(impostor.body.code).toBe('admin_required');
+    } finally {
+      await pinned.close();
+      await other.close();
+    }
+  });
+
   it('lists agents with cursor pagination and disables one', async () => {
     const admin = await fx.admin();
     const created = [await fx.agent(), await fx.agent(), await fx.agent()];

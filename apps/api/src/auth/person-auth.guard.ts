@@ -32,7 +32,9 @@ export class PersonAuthGuard implements CanActivate {
     } catch (err) {
       throw new UnauthorizedProblem(`the bearer token was rejected: ${(err as Error).message}`);
     }
-    const isAdmin = this.config.adminSubjects.includes(identity.sub);
+    // An entry is a bare `sub` (from any trusted issuer) or `<issuer>#<sub>`, pinned to one issuer
+    // (an issuer URL has no fragment, so the first `#` separates them).
+    const isAdmin = this.config.adminSubjects.some((a) => a === identity.sub || a === `${identity.iss}#${identity.sub}`);
     req.principal = { iss: identity.iss, sub: identity.sub, isAdmin };
     if (this.reflector.getAllAndOverride<boolean>(ADMIN_ONLY, [ctx.getHandler(), ctx.getClass()]) && !isAdmin) {
       throw new ForbiddenProblem('this operation is reserved to administrators', 'admin_required');
