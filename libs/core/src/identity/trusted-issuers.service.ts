@@ -44,10 +44,6 @@ export class TrustedIssuers {
     }
   }
 
-  isTrusted(iss: string): boolean {
-    return this.issuers.has(iss);
-  }
-
   async verify(token: string, expected: ExpectedTokenKind): Promise<VerifiedIdentity> {
     let iss: string | undefined;
     let header;

@@ -10,8 +10,6 @@ export interface StatusSnapshot {
   /** Agent id -> active. */
   agents: Map<string, boolean>;
   tokenRevoked: boolean;
-  /** True when Redis was unreachable and every status came from Postgres. */
-  fromDatabase: boolean;
 }
 
 export class StatusUnavailableError extends Error {}
@@ -43,10 +41,13 @@ export class StatusCache {
   async lookup(grantIds: string[], agentIds: string[], jti: string | null): Promise<StatusSnapshot> {
     const keys = [...grantIds.map(this.gk), ...agentIds.map(this.ak), ...(jti ? [this.tk(jti)] : [])];
     let values: (string | null)[];
+    let redisUp = true;
     try {
       values = keys.length ? await this.redis.mget(keys) : [];
     } catch {
-      return this.lookupInDatabase(grantIds, agentIds, jti);
+      // Redis unreachable: every status comes from Postgres (nothing is written back).
+      values = keys.map(() => null);
+      redisUp = false;
     }
     const grantValues = values.slice(0, grantIds.length);
     const agentValues = values.slice(grantIds.length, grantIds.length + agentIds.length);
@@ -55,14 +56,14 @@ export class StatusCache {
     const missingGrants = grantIds.filter((_, i) => grantValues[i] === null);
     const missingAgents = agentIds.filter((_, i) => agentValues[i] === null);
     const missingJti = jti && tokenValue === null ? jti : null;
-    const filled = missingGrants.length || missingAgents.length || missingJti ? await this.fill(missingGrants, missingAgents, missingJti) : EMPTY_FILL;
+    const filled = missingGrants.length || missingAgents.length || missingJti ? await this.fill(missingGrants, missingAgents, missingJti, redisUp) : EMPTY_FILL;
 
     const grants = new Map<string, GrantState>();
     grantIds.forEach((id, i) => grants.set(id, decodeGrant(grantValues[i] ?? filled.grants.get(id)!)));
     const agents = new Map<string, boolean>();
     agentIds.forEach((id, i) => agents.set(id, (agentValues[i] ?? filled.agents.get(id)) === 'a'));
     const token = tokenValue ?? filled.token;
-    return { grants, agents, tokenRevoked: token !== 'a', fromDatabase: false };
+    return { grants, agents, tokenRevoked: token !== 'a' };
   }
 
   /** Must succeed before the revocation commits (see the class comment). */
@@ -110,7 +111,8 @@ export class StatusCache {
     }
   }
 
-  private async fill(grantIds: string[], agentIds: string[], jti: string | null) {
+  /** Reads what Redis lacked from Postgres, encoded like the cache entries, and caches it (SET NX) unless Redis is down. */
+  private async fill(grantIds: string[], agentIds: string[], jti: string | null, writeBack: boolean) {
     const [grantRows, agentRows, tokenRow] = await Promise.all([
       this.grants.findStatuses(grantIds),
       this.agents.findByIds(agentIds),
@@ -121,6 +123,7 @@ export class StatusCache {
     const agents = new Map<string, string>(agentIds.map((id) => [id, 'm']));
     for (const a of agentRows) agents.set(a.id, a.status === 'active' ? 'a' : 'd');
     const token = tokenRow ? (tokenRow.revokedAt ? 'r' : 'a') : 'm';
+    if (!writeBack) return { grants, agents, token };
 
     const pipe = this.redis.pipeline();
     for (const g of grantRows) pipe.set(this.gk(g.id), grants.get(g.id)!, 'EX', g.status === 'active' ? ttlUntil(g.expiresAt?.getTime() ?? null) : DAY, 'NX');
@@ -128,19 +131,6 @@ export class StatusCache {
     if (tokenRow) pipe.set(this.tk(tokenRow.jti), token, 'EX', ttlUntil(tokenRow.expiresAt.getTime()), 'NX');
     await pipe.exec().catch(() => undefined); // a failed fill only costs a later Postgres read
     return { grants, agents, token };
-  }
-
-  private async lookupInDatabase(grantIds: string[], agentIds: string[], jti: string | null): Promise<StatusSnapshot> {
-    const [grantRows, agentRows, tokenRow] = await Promise.all([
-      this.grants.findStatuses(grantIds),
-      this.agents.findByIds(agentIds),
-      jti ? this.tokens.findByJti(jti) : Promise.resolve(null),
-    ]);
-    const grants = new Map<string, GrantState>(grantIds.map((id) => [id, { status: 'missing' }]));
-    for (const g of grantRows) grants.set(g.id, g.status === 'active' ? { status: 'active', expiresAt: g.expiresAt?.getTime() ?? null } : { status: g.status });
-    const agents = new Map<string, boolean>(agentIds.map((id) => [id, false]));
-    for (const a of agentRows) agents.set(a.id, a.status === 'active');
-    return { grants, agents, tokenRevoked: jti ? !tokenRow || tokenRow.revokedAt !== null : false, fromDatabase: true };
   }
 }
 
