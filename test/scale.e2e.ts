@@ -1,12 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { ClientRecordCache } from '../libs/core/src/clients/client-record-cache.js';
-import { startApp, TestApp } from './support/app.js';
+import { REDIS } from '../libs/core/src/redis/redis.module.js';
+import { CacheCoherence } from '../libs/core/src/status/cache-coherence.js';
+import { startApp, startReplica, TestApp } from './support/app.js';
 import { adminQuery } from './support/db.js';
 import { Client, Fixtures } from './support/fixtures.js';
 import { call } from './support/http.js';
 import { TestIdp } from './support/idp.js';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE } from './support/oauth.js';
 import { until } from './support/poll.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 // Two API processes on one Postgres and one Redis (same database, same key prefix), as behind a load balancer.
 let idp: TestIdp;
@@ -146,5 +150,53 @@ describe('stateless API processes', () => {
     // B learns it through Redis pub/sub: observe it (bounded), it is not synchronous with A's call.
     await until(async () => (await introspectOn(b, rs, token)).status === 401, 'B to drop the old secret');
     expect((await introspectOn(b, rotated, token)).body.active).toBe(true);
+  });
+});
+
+describe('in-memory caches across processes', () => {
+  it('a grant created on A can be used on B at once, though B holds the agent\'s grants in memory', async () => {
+    const { rs, agent } = await setup();
+    await fx.grant('alice', { agent_id: agent.id, resource: rs.audience, action: 'docs:read' });
+    for (let i = 0; i < 10; i++) {
+      // B has just read (and kept) what the agent holds; then A adds a grant.
+      expect((await exchangeOn(b, agent, rs.audience, 'docs:read')).status).toBe(200);
+      expect((await grantOn(a, { agent_id: agent.id, resource: rs.audience, action: `docs:write${i}` })).status).toBe(201);
+      const exchanged = await exchangeOn(b, agent, rs.audience, `docs:write${i}`);
+      expect(exchanged.status, `round ${i}: ${JSON.stringify(exchanged.body)}`).toBe(200);
+    }
+  });
+
+  it('introspection answers repeat from memory: Redis is not asked again for a token it has seen', async () => {
+    const { rs, agent } = await setup();
+    await fx.grant('alice', { agent_id: agent.id, resource: rs.audience, action: 'memo:read' });
+    const token = (await exchangeOn(a, agent, rs.audience, 'memo:read')).body.access_token;
+    expect((await introspectOn(b, rs, token)).body.active).toBe(true);
+    const mgets = async () => Number(/cmdstat_mget:calls=(\d+)/.exec(String(await b.app.get<Redis>(REDIS).info('commandstats')))?.[1] ?? 0);
+    const before = await mgets();
+    for (let i = 0; i < 20; i++) expect((await introspectOn(b, rs, token)).body.active).toBe(true);
+    // Other test files share this Redis: allow a few MGETs of theirs, but not one per introspection.
+    expect((await mgets()) - before).toBeLessThan(10);
+  });
+
+  it('a process that stops hearing from Redis stops answering from memory before a revoke on another returns', async () => {
+    const proxy = await TcpProxy.start({ host: '127.0.0.1', port: 6379 });
+    const c = await startReplica(a, idp, { REDIS_URL: proxy.url('redis://127.0.0.1:6379') });
+    try {
+      const { rs, agent } = await setup();
+      const grant = await fx.grant('alice', { agent_id: agent.id, resource: rs.audience, action: 'vault:open' });
+      const token = (await exchangeOn(a, agent, rs.audience, 'vault:open')).body.access_token;
+      // C answers from memory once it holds its lease (renewed through Redis), and has read the token's status once.
+      await until(() => c.app.get(CacheCoherence).live(), 'C to hold its cache lease');
+      expect((await introspectOn(c, rs, token)).body.active).toBe(true);
+
+      // The path between C and Redis goes silent: no error, no closed connection, no invalidations.
+      proxy.stall();
+      expect((await revokeOn(a, grant.id)).status).toBe(200);
+      expect((await introspectOn(c, rs, token)).body).toEqual({ active: false });
+    } finally {
+      proxy.resume();
+      await c.close();
+      await proxy.close();
+    }
   });
 });

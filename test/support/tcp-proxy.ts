@@ -3,13 +3,15 @@ import { AddressInfo, createConnection, createServer, Server, Socket } from 'nod
 /**
  * A TCP proxy the test controls, between the app and Redis or Postgres. `cut()` resets every open
  * connection and refuses new ones (each is reset on accept) until `restore()`: to the app it looks
- * like the backing service went away. `cutWhen(pattern)` cuts at an exact point of the protocol:
+ * like the backing service went away; `stall()` keeps connections open but forwards nothing until
+ * `resume()`. `cutWhen(pattern)` cuts at an exact point of the protocol:
  * just before the first client chunk that contains `pattern` is forwarded.
  */
 export class TcpProxy {
   private server!: Server;
   private readonly pairs = new Set<[Socket, Socket]>();
   private refusing = false;
+  private stalled = false;
   private trigger?: { pattern: Buffer; fired: () => void };
   port!: number;
 
@@ -48,6 +50,17 @@ export class TcpProxy {
     this.refusing = false;
   }
 
+  /** Stops forwarding in both directions with every connection left open: a network path that went silent. */
+  stall(): void {
+    this.stalled = true;
+    for (const pair of this.pairs) for (const s of pair) s.pause();
+  }
+
+  resume(): void {
+    this.stalled = false;
+    for (const pair of this.pairs) for (const s of pair) s.resume();
+  }
+
   /** Resolves once a client chunk containing `pattern` arrived; the proxy cut everything instead of forwarding it. */
   cutWhen(pattern: string): Promise<void> {
     return new Promise((resolve) => {
@@ -70,6 +83,7 @@ export class TcpProxy {
     upstream.on('error', () => client.destroy());
     const pair: [Socket, Socket] = [client, upstream];
     this.pairs.add(pair);
+    if (this.stalled) for (const s of pair) s.pause();
     const forget = () => {
       this.pairs.delete(pair);
       client.destroy();

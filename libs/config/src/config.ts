@@ -67,6 +67,7 @@ const envSchema = z.object({
   TOKEN_RETENTION_DAYS: int(0, 3650).default(30),
   RETENTION_SWEEP_SECONDS: int(1, 604_800).default(3600),
   WORKER_HEALTH_PORT: int(0, 65535).default(3100),
+  CACHE_LEASE_MS: int(0, 60_000).default(1500),
 });
 
 export type TrustedIssuerConfig = { issuer: string; jwksUri?: string; jwks?: { keys: Record<string, unknown>[] }; audience?: string };
@@ -107,6 +108,12 @@ export interface AppConfig {
   retentionSweepSeconds: number;
   /** 0 disables the worker's health endpoint. */
   workerHealthPort: number;
+  /**
+   * How long a process may answer from its in-memory status and grant caches without proof that it
+   * still receives every invalidation (docs/scaling.md). It also bounds how long a revoke waits for a
+   * process that stopped answering. 0 turns the in-memory caches off (every check asks Redis).
+   */
+  cacheLeaseMs: number;
 }
 
 export class ConfigError extends Error {
@@ -158,6 +165,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tokenRetentionDays: e.TOKEN_RETENTION_DAYS,
     retentionSweepSeconds: e.RETENTION_SWEEP_SECONDS,
     workerHealthPort: e.WORKER_HEALTH_PORT,
+    cacheLeaseMs: e.CACHE_LEASE_MS,
   };
 }
 

@@ -11,7 +11,9 @@ import { ExpiryService } from './maintenance/expiry.service.js';
 import { RetentionService } from './maintenance/retention.service.js';
 import { AgentsService } from './registry/agents.service.js';
 import { ResourceServersService } from './registry/resource-servers.service.js';
+import { CacheCoherence } from './status/cache-coherence.js';
 import { StatusCache } from './status/status-cache.js';
+import { HeldGrantsCache } from './grants/held-grants-cache.js';
 import { IntrospectionService } from './tokens/introspection.service.js';
 import { TokenExchangeService } from './tokens/token-exchange.service.js';
 import { TokenRevocationService } from './tokens/token-revocation.service.js';
@@ -23,7 +25,9 @@ const SERVICES = [
   KeysService,
   ClientAuthenticator,
   ClientRecordCache,
+  CacheCoherence,
   StatusCache,
+  HeldGrantsCache,
   AgentsService,
   ResourceServersService,
   GrantsService,

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { HeldGrantsCache } from './held-grants-cache.js';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
@@ -89,6 +90,7 @@ export class DelegationsService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly audit: AuditService,
     private readonly limiter: RateLimiter,
+    private readonly heldGrants: HeldGrantsCache,
   ) {}
 
   async delegate(agent: AgentEntity, parentId: string, input: DelegationInput): Promise<GrantEntity> {
@@ -103,7 +105,7 @@ export class DelegationsService {
     if (!receiver) errors.push({ field: 'agent_id', rule: 'invalid_value', message: 'unknown agent' });
     else if (receiver.status !== 'active') errors.push({ field: 'agent_id', rule: 'invalid_value', message: 'agent is disabled' });
 
-    return this.ds.transaction(async (em) => {
+    const delegated = await this.ds.transaction(async (em) => {
       const path = await this.grants.lockPathForDelegation(parentId, em);
       if (!path) throw new NotFoundProblem('grant');
       const { parent, ancestors } = path;
@@ -173,6 +175,8 @@ export class DelegationsService {
       );
       return grant;
     });
+    await this.heldGrants.changed([delegated.agentId]);
+    return delegated;
   }
 
   private async usesConsumed(grantId: string): Promise<number> {

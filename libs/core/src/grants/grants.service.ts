@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { HeldGrantsCache } from './held-grants-cache.js';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
@@ -38,6 +39,7 @@ export class GrantsService {
     @InjectDataSource() private readonly ds: DataSource,
     private readonly audit: AuditService,
     private readonly webhooks: WebhooksService,
+    private readonly heldGrants: HeldGrantsCache,
   ) {}
 
   async create(principal: Principal, input: CreateGrantInput): Promise<GrantEntity> {
@@ -74,7 +76,7 @@ export class GrantsService {
       createdBy: principalLabel(principal),
     };
     // The grant and its `grant.created` event commit together, or neither does.
-    return this.ds.transaction(async (em) => {
+    const created = await this.ds.transaction(async (em) => {
       const grant = await this.grants.insert(values, em);
       await this.audit.record(em, {
         type: 'grant.created',
@@ -85,6 +87,8 @@ export class GrantsService {
       });
       return grant;
     });
+    await this.heldGrants.changed([created.agentId]);
+    return created;
   }
 
   list(principal: Principal, filters: GrantFilters, limit: number, cursor: string | null): Promise<Page<GrantEntity>> {

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { AgentRepository, GrantRepository, IssuedTokenRepository } from '../../../persistence/src/index.js';
 import { REDIS, RedisKeys } from '../redis/redis.module.js';
+import { CacheCoherence, Invalidation } from './cache-coherence.js';
 
 export type GrantState = { status: 'active'; expiresAt: number | null } | { status: 'revoked' | 'expired' | 'missing' };
 
@@ -15,6 +16,7 @@ export interface StatusSnapshot {
 export class StatusUnavailableError extends Error {}
 
 const DAY = 86_400;
+const LOCAL_MAX_ENTRIES = 500_000;
 
 /**
  * Grant, agent and token status, shared by every API process through Redis with Postgres as the truth.
@@ -26,19 +28,36 @@ const DAY = 86_400;
  */
 @Injectable()
 export class StatusCache {
+  /**
+   * Answers already read through Redis, kept in this process while CacheCoherence vouches for them:
+   * the hot paths then skip the Redis round trip. Keys: `g<id>`, `a<id>`, `t<jti>`.
+   */
+  private readonly local = new Map<string, GrantState | boolean>();
+
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
     private readonly k: RedisKeys,
     private readonly grants: GrantRepository,
     private readonly agents: AgentRepository,
     private readonly tokens: IssuedTokenRepository,
-  ) {}
+    private readonly coherence: CacheCoherence,
+  ) {
+    coherence.onInvalidate((change) => {
+      if (change === 'all') return this.local.clear();
+      for (const id of change.grants ?? []) this.local.delete(`g${id}`);
+      for (const id of change.agents ?? []) this.local.delete(`a${id}`);
+      for (const jti of change.tokens ?? []) this.local.delete(`t${jti}`);
+    });
+  }
 
   private gk = (id: string) => this.k.key('st', 'g', id);
   private ak = (id: string) => this.k.key('st', 'a', id);
   private tk = (jti: string) => this.k.key('st', 't', jti);
 
   async lookup(grantIds: string[], agentIds: string[], jti: string | null): Promise<StatusSnapshot> {
+    const local = this.coherence.live() ? this.fromLocal(grantIds, agentIds, jti) : null;
+    if (local) return local;
+    const epoch = this.coherence.epoch;
     const keys = [...grantIds.map(this.gk), ...agentIds.map(this.ak), ...(jti ? [this.tk(jti)] : [])];
     let values: (string | null)[];
     let redisUp = true;
@@ -63,7 +82,40 @@ export class StatusCache {
     const agents = new Map<string, boolean>();
     agentIds.forEach((id, i) => agents.set(id, (agentValues[i] ?? filled.agents.get(id)) === 'a'));
     const token = tokenValue ?? filled.token;
-    return { grants, agents, tokenRevoked: token !== 'a' };
+    const snapshot = { grants, agents, tokenRevoked: token !== 'a' };
+    // Only what Redis answered or accepted may be kept: with Redis away nothing vouches for it.
+    if (redisUp && this.coherence.mayStore(epoch)) this.keep(snapshot, jti);
+    return snapshot;
+  }
+
+  /** The snapshot from this process's memory, or null if any part of it is missing there. */
+  private fromLocal(grantIds: string[], agentIds: string[], jti: string | null): StatusSnapshot | null {
+    const grants = new Map<string, GrantState>();
+    for (const id of grantIds) {
+      const state = this.local.get(`g${id}`) as GrantState | undefined;
+      if (!state) return null;
+      grants.set(id, state);
+    }
+    const agents = new Map<string, boolean>();
+    for (const id of agentIds) {
+      const active = this.local.get(`a${id}`) as boolean | undefined;
+      if (active === undefined) return null;
+      agents.set(id, active);
+    }
+    let tokenRevoked = false;
+    if (jti) {
+      const revoked = this.local.get(`t${jti}`) as boolean | undefined;
+      if (revoked === undefined) return null;
+      tokenRevoked = revoked;
+    }
+    return { grants, agents, tokenRevoked };
+  }
+
+  private keep(snapshot: StatusSnapshot, jti: string | null): void {
+    if (this.local.size > LOCAL_MAX_ENTRIES) this.local.clear(); // rare: bounded memory over precision
+    for (const [id, state] of snapshot.grants) this.local.set(`g${id}`, state);
+    for (const [id, active] of snapshot.agents) this.local.set(`a${id}`, active);
+    if (jti) this.local.set(`t${jti}`, snapshot.tokenRevoked);
   }
 
   /** Must succeed before the revocation commits (see the class comment). */
@@ -75,19 +127,18 @@ export class StatusCache {
       const keys = ids.slice(i, i + SET_ALL_CHUNK).map(this.gk);
       pipe.eval(SET_ALL, keys.length, ...keys, status === 'revoked' ? 'r' : 'x', DAY);
     }
-    try {
+    await this.unavailableIfFails(async () => {
       await execOrThrow(pipe);
-    } catch (err) {
-      throw new StatusUnavailableError(`status store unreachable: ${(err as Error).message}`);
-    }
+      await this.coherence.publish({ grants: ids });
+    });
   }
 
   async publishAgentDisabled(id: string): Promise<void> {
-    await this.write([[this.ak(id), 'd', DAY]]);
+    await this.write([[this.ak(id), 'd', DAY]], { agents: [id] });
   }
 
   async publishTokenRevoked(jti: string, expiresAt: Date): Promise<void> {
-    await this.write([[this.tk(jti), 'r', ttlUntil(expiresAt.getTime())]]);
+    await this.write([[this.tk(jti), 'r', ttlUntil(expiresAt.getTime())]], { tokens: [jti] });
   }
 
   /** At issuance: seed the entries introspection will ask for, so the hot path rarely touches Postgres. */
@@ -101,11 +152,19 @@ export class StatusCache {
     ]);
   }
 
-  private async write(entries: [string, string, number][]): Promise<void> {
+  /** Tombstones first, then every process's in-memory copy (see CacheCoherence). */
+  private async write(entries: [string, string, number][], change: Invalidation): Promise<void> {
     const pipe = this.redis.pipeline();
     for (const [key, value, ttl] of entries) pipe.set(key, value, 'EX', ttl);
-    try {
+    await this.unavailableIfFails(async () => {
       await execOrThrow(pipe);
+      await this.coherence.publish(change);
+    });
+  }
+
+  private async unavailableIfFails(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
     } catch (err) {
       throw new StatusUnavailableError(`status store unreachable: ${(err as Error).message}`);
     }

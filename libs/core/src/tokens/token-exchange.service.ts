@@ -22,6 +22,7 @@ import { describeJoseError, ExpectedTokenKind, TokenRejected, TrustedIssuers } f
 import { KeysService } from '../keys/keys.service.js';
 import { grantIsLive, StatusCache } from '../status/status-cache.js';
 import { IssuanceGuard } from '../guardrails/issuance-guard.js';
+import { HeldGrantsCache } from '../grants/held-grants-cache.js';
 import { OAuthRequest, readForm } from './form-params.js';
 import { ActClaim, actClaimOf, actorChainOf, CapabilityDetail, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE } from './token-types.js';
 
@@ -73,6 +74,7 @@ export class TokenExchangeService {
     private readonly status: StatusCache,
     private readonly audit: AuditService,
     private readonly guardrails: IssuanceGuard,
+    private readonly heldGrants: HeldGrantsCache,
   ) {}
 
   /** Every refusal is audited (`exchange.refused`, with its error code), asynchronously: refusals can come in floods. */
@@ -212,20 +214,42 @@ export class TokenExchangeService {
     return { principal: { iss: '', sub: principalSub }, autonomous: false, upstream: { actorChain, grantIds: live.map((d) => d.grant_id) } };
   }
 
+  /**
+   * The grants the agent holds for this person and resource server come from HeldGrantsCache (Postgres
+   * on a miss); whether each is still live comes from the StatusCache, like at introspection, so a
+   * revocation that has returned is never missed.
+   */
   private async directCapabilities(subject: Subject, agent: AgentEntity, target: ResourceServerEntity, requested: string[], now: Date): Promise<Capability[]> {
-    const grants = await this.grants.findActiveForExchange(subject.principal, agent.id, target.id, subject.autonomous, now);
-    return matchActions(requested, grants, (g) => [g]);
+    const { iss, sub } = subject.principal;
+    const held = await this.heldGrants.get(agent.id, `direct|${target.id}|${subject.autonomous}|${iss}|${sub}`, () =>
+      this.grants.findActiveForExchange(subject.principal, agent.id, target.id, subject.autonomous, now),
+    );
+    const live = await this.liveChains(held.map((g) => [g]), now);
+    return matchActions(requested, live.map((chain) => chain[0]), (g) => [g]);
   }
 
   /** Chained exchange: only sub-grants held by this agent whose parent the subject token rests on. */
   private async delegatedCapabilities(subject: Subject, agent: AgentEntity, target: ResourceServerEntity, requested: string[], now: Date): Promise<Capability[]> {
     const upstream = subject.upstream!;
     if (upstream.actorChain.includes(agent.id)) throw new InvalidRequestError('an agent cannot exchange a token it already acts in');
-    const children = await this.grants.findActiveChildrenForExchange(upstream.grantIds, agent.id, target.id, now);
-    const ancestors = await this.grants.findByIds([...new Set(children.flatMap((c) => c.ancestorIds))]);
-    const byId = new Map(ancestors.map((g) => [g.id, g]));
-    const usable = children.filter((c) => c.principalSub === subject.principal.sub);
-    return matchActions(requested, usable, (g) => [...g.ancestorIds.map((id) => byId.get(id)!), g]);
+    const parents = [...upstream.grantIds].sort();
+    const chains = await this.heldGrants.get(agent.id, `delegated|${target.id}|${parents.join(',')}`, async () => {
+      const children = await this.grants.findActiveChildrenForExchange(parents, agent.id, target.id, now);
+      const byId = new Map((await this.grants.findByIds([...new Set(children.flatMap((c) => c.ancestorIds))])).map((g) => [g.id, g]));
+      return children.map((c) => [...c.ancestorIds.map((id) => byId.get(id)!), c]);
+    });
+    const usable = (await this.liveChains(chains, now)).filter((chain) => chain[chain.length - 1].principalSub === subject.principal.sub);
+    const chainOf = new Map(usable.map((chain) => [chain[chain.length - 1], chain]));
+    return matchActions(requested, [...chainOf.keys()], (g) => chainOf.get(g)!);
+  }
+
+  /** The chains (root first) whose every grant is live at `now`. */
+  private async liveChains(chains: GrantEntity[][], now: Date): Promise<GrantEntity[][]> {
+    const at = now.getTime();
+    const unexpired = chains.filter((chain) => chain.every((g) => !g.expiresAt || g.expiresAt.getTime() > at));
+    if (!unexpired.length) return [];
+    const snapshot = await this.status.lookup([...new Set(unexpired.flat().map((g) => g.id))], [], null);
+    return unexpired.filter((chain) => chain.every((g) => grantIsLive(snapshot.grants.get(g.id), at)));
   }
 
   private async issue(subject: Subject, agent: AgentEntity, target: ResourceServerEntity, caps: Capability[], tokenType: string, now: Date): Promise<TokenResponse> {

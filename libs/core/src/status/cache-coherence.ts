@@ -1,0 +1,225 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+import { REDIS, RedisKeys } from '../redis/redis.module.js';
+
+/** What changed. Every field lists ids whose process-local copies must be dropped. */
+export interface Invalidation {
+  grants?: string[];
+  agents?: string[];
+  /** Token ids (jti). */
+  tokens?: string[];
+  /** Agents that were given a new grant: cached "which grants does this agent hold" answers are stale. */
+  holders?: string[];
+}
+
+/** `'all'`: this process may have missed invalidations; drop everything. */
+export type InvalidationListener = (change: Invalidation | 'all') => void;
+
+/**
+ * Lets API processes keep revocation-sensitive answers (grant, agent and token status; the grants an
+ * agent holds) in process memory, and still guarantee that once a revoke returns on any process, no
+ * process serves the old answer.
+ *
+ * - A process may serve from its local caches only while it holds a lease. It renews the lease by
+ *   running, in one Redis script, `ZADD members <redis now + lease>` and a PUBLISH of a heartbeat to
+ *   itself; the lease counts from just *before* the script was sent and only once that heartbeat came
+ *   back through its subscription. Redis delivers a connection's messages in publish order, so every
+ *   invalidation published before the heartbeat has been applied when the lease is extended.
+ * - A writer publishes an invalidation (after writing the Redis tombstones, before its Postgres commit)
+ *   with a script that reads the members whose lease is live at that instant, then waits until each of
+ *   them acknowledged having applied it, or until its lease ran out. A member that crashed, stalls or
+ *   lost Redis stops serving from memory when its lease runs out, which is before the writer stops
+ *   waiting for it (the writer's deadline is measured from Redis's clock at publish, the member's from
+ *   before its renewal was sent).
+ * - A load that raced an invalidation is not stored (`epoch`), and losing the subscription drops everything.
+ */
+@Injectable()
+export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
+  readonly member = randomUUID();
+  private readonly log = new Logger(CacheCoherence.name);
+  private readonly listeners: InvalidationListener[] = [];
+  private readonly waits = new Map<string, { members: Set<string>; done: () => void }>();
+  private readonly heartbeats = new Map<number, { sentAt: number; generation: number }>();
+  private subscriber?: Redis;
+  private timer?: NodeJS.Timeout;
+  private leaseUntil = 0;
+  private subscribed = false;
+  private generation = 0;
+  private seq = 0;
+  private changes = 0;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(REDIS) private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  private get channel(): string {
+    return this.keys.key('cc', 'inv');
+  }
+  private get membersKey(): string {
+    return this.keys.key('cc', 'members');
+  }
+  private ackChannel(member: string): string {
+    return this.keys.key('cc', 'ack', member);
+  }
+
+  /** Changes with every invalidation and every lost lease: compare before and after a load to know whether it may be kept. */
+  get epoch(): number {
+    return this.changes;
+  }
+
+  /** True while this process may answer from its local caches (it holds a lease; see the class comment). */
+  live(): boolean {
+    if (performance.now() < this.leaseUntil) return true;
+    if (this.leaseUntil !== 0) this.lapse();
+    return false;
+  }
+
+  /** True when a value loaded since `epoch` was read may be cached. */
+  mayStore(epoch: number): boolean {
+    return this.live() && epoch === this.changes;
+  }
+
+  onInvalidate(listener: InvalidationListener): void {
+    this.listeners.push(listener);
+  }
+
+  onModuleInit(): void {
+    const sub = this.redis.duplicate({ autoResubscribe: false, lazyConnect: true, enableAutoPipelining: false, enableOfflineQueue: true });
+    this.subscriber = sub;
+    sub.on('error', () => {}); // reconnects by itself; meanwhile the lease lapses and caches are bypassed
+    sub.on('ready', () => {
+      sub.subscribe(this.channel, this.ackChannel(this.member)).then(
+        () => {
+          this.subscribed = true;
+          this.renew();
+        },
+        () => sub.disconnect(true),
+      );
+    });
+    sub.on('close', () => {
+      this.subscribed = false;
+      this.generation++;
+      this.lapse();
+    });
+    sub.on('message', (channel: string, message: string) => (channel === this.channel ? this.received(message) : this.acked(message)));
+    sub.connect().catch(() => undefined);
+    if (this.config.cacheLeaseMs > 0) {
+      this.timer = setInterval(() => this.renew(), Math.max(10, Math.floor(this.config.cacheLeaseMs / 4)));
+      this.timer.unref();
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    this.leaseUntil = 0;
+    // Writers stop waiting for this process at once instead of at the end of its lease.
+    await this.redis.zrem(this.membersKey, this.member).catch(() => undefined);
+    this.subscriber?.disconnect();
+    for (const w of this.waits.values()) w.done();
+  }
+
+  /**
+   * Drops `change` here, then in every process holding a lease, and resolves once each has done so (or
+   * its lease ran out). Throws when Redis cannot be reached: the caller must not report the change done.
+   */
+  async publish(change: Invalidation): Promise<void> {
+    this.apply(change);
+    const id = randomUUID();
+    const reply = (await this.redis.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }))) as [number, string[]];
+    const arrived = performance.now();
+    const [now, live] = reply;
+    const members = new Set<string>();
+    let longest = 0;
+    for (let i = 0; i < live.length; i += 2) {
+      if (live[i] === this.member) continue;
+      members.add(live[i]);
+      longest = Math.max(longest, Number(live[i + 1]) - Number(now));
+    }
+    if (!members.size) return;
+    await new Promise<void>((resolve) => {
+      // No acknowledgement needed past the last lease: by then every silent member has stopped serving from memory.
+      const timer = setTimeout(() => done(), longest + 1);
+      const done = () => {
+        clearTimeout(timer);
+        this.waits.delete(id);
+        resolve();
+      };
+      this.waits.set(id, { members, done });
+      if (performance.now() - arrived > longest) done();
+    });
+  }
+
+  private received(message: string): void {
+    let change: Invalidation & { id: string; from: string };
+    try {
+      change = JSON.parse(message) as typeof change;
+    } catch {
+      return;
+    }
+    if (change.from === this.member) return; // applied before publishing
+    this.apply(change);
+    this.redis.publish(this.ackChannel(change.from), `${change.id}|${this.member}`).catch(() => undefined);
+  }
+
+  private acked(message: string): void {
+    const [id, member] = message.split('|');
+    if (id === 'hb') return this.heartbeatBack(Number(member));
+    const wait = this.waits.get(id);
+    if (!wait) return;
+    wait.members.delete(member);
+    if (!wait.members.size) wait.done();
+  }
+
+  private renew(): void {
+    if (!this.subscribed || this.config.cacheLeaseMs <= 0) return;
+    const seq = ++this.seq;
+    this.heartbeats.set(seq, { sentAt: performance.now(), generation: this.generation });
+    this.redis
+      .eval(HEARTBEAT, 1, this.membersKey, this.member, this.config.cacheLeaseMs, this.ackChannel(this.member), `hb|${seq}`)
+      .catch((err: Error) => {
+        this.heartbeats.delete(seq);
+        if (this.live()) this.log.warn(`could not renew the cache lease: ${err.message}`);
+      });
+  }
+
+  private heartbeatBack(seq: number): void {
+    const beat = this.heartbeats.get(seq);
+    for (const s of this.heartbeats.keys()) if (s <= seq) this.heartbeats.delete(s);
+    if (!beat || beat.generation !== this.generation || !this.subscribed) return;
+    // A margin for clock-rate differences between this process and Redis.
+    const lease = this.config.cacheLeaseMs;
+    this.leaseUntil = Math.max(this.leaseUntil, beat.sentAt + lease - Math.min(100, lease / 5));
+  }
+
+  private apply(change: Invalidation | 'all'): void {
+    this.changes++;
+    for (const l of this.listeners) l(change);
+  }
+
+  private lapse(): void {
+    this.leaseUntil = 0;
+    this.apply('all');
+  }
+}
+
+/** KEYS[1] members; ARGV: channel, message. Removes lapsed members, returns [now ms, live members with their lease ends], publishes. */
+const PUBLISH = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf', 'WITHSCORES')
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {now, live}`;
+
+/** KEYS[1] members; ARGV: member, lease ms, the member's channel, heartbeat message. */
+const HEARTBEAT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return now`;
