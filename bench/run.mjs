@@ -25,7 +25,7 @@ import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem, platform, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startDevIdp } from '../scripts/dev-idp.mjs';
-import { removeLoadSpecs, ROOT, runLoad, startApi, startPeer, startWorker } from './lib/procs.mjs';
+import { cpuTimeOfCommandMs, removeLoadSpecs, ROOT, runLoad, startApi, startPeer, startWorker } from './lib/procs.mjs';
 import { row, table } from './lib/report.mjs';
 import { agentSecret, Layout, recreateDatabase, rsAudience, rsSecret, seedAuthorizeGrants, seedGrants, seedRegistry, seedTree, withClient } from './lib/seed.mjs';
 
@@ -225,11 +225,17 @@ async function measured(spec, name, server = api) {
 async function withCpu(server, fn) {
   const before = server.cpu();
   const workerBefore = server === api ? worker?.cpu() : undefined;
+  // Postgres and Redis serve the peer nothing, so only Procura's runs count them.
+  const servicesBefore = server === api ? { postgres: cpuTimeOfCommandMs('postgres'), redis: cpuTimeOfCommandMs('redis-server') } : null;
   const started = Date.now();
   const load = await fn();
   const used = server.cpu() - before;
   const main = Array.isArray(load) ? load[0] : load;
-  if (before !== null) main.serverCpu = { ms: used, perRequestMs: +(used / main.total).toFixed(3), cores: +(used / (Date.now() - started)).toFixed(2) };
+  const per = (ms) => ({ ms, perRequestMs: +(ms / main.total).toFixed(3), cores: +(ms / (Date.now() - started)).toFixed(2) });
+  if (before !== null) main.serverCpu = per(used);
+  if (servicesBefore?.postgres != null) main.postgresCpu = per(cpuTimeOfCommandMs('postgres') - servicesBefore.postgres);
+  if (servicesBefore?.redis != null) main.redisCpu = per(cpuTimeOfCommandMs('redis-server') - servicesBefore.redis);
+  if (main.loadGeneratorCpuMs != null) main.loadGeneratorCpu = per(main.loadGeneratorCpuMs);
   if (server === api && workerBefore !== null && workerBefore !== undefined) {
     const w = worker.cpu() - workerBefore;
     main.workerCpu = { ms: w, perRequestMs: +(w / main.total).toFixed(3), cores: +(w / (Date.now() - started)).toFixed(2) };

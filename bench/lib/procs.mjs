@@ -1,6 +1,6 @@
 // Child processes for the benchmark: the API under test, the peer, and the load generator.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,24 @@ export function cpuTimeMs(pid) {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time (ms) used so far by every process whose command name is `comm` (e.g. all Postgres backends), or null off Linux. */
+export function cpuTimeOfCommandMs(comm) {
+  try {
+    let total = 0;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) total += cpuTimeMs(pid) ?? 0;
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return total;
   } catch {
     return null;
   }

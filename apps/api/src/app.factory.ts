@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppConfig } from '../../../libs/config/src/index.js';
+import { serializeBody } from '../../../libs/core/src/tokens/pre-serialized.js';
 import { AppModule } from './app.module.js';
 import { ExceptionsFilter } from './http/exception.filter.js';
 
@@ -20,6 +21,7 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     // X-Forwarded-For is honoured only from the configured proxies, so agents cannot spoof their address.
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
   });
+  adapter.getInstance().setReplySerializer(serializeBody);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: nestLogLevels(config.logLevel),
     bufferLogs: false,

@@ -73,13 +73,7 @@ export class AuditService implements OnModuleDestroy {
    */
   recordAsync(event: AuditEventInput, coalesceKey?: string): void {
     const coalesce = coalesceKey !== undefined && this.config.auditCoalesceMs > 0;
-    const first = coalesce ? this.coalesced.get(coalesceKey) : undefined;
-    if (first) {
-      // A repeat inside the window only counts (most introspections): no row is built, nothing scrubbed.
-      first.data.count = (first.data.count as number) + 1;
-      first.data.last_at = (event.occurredAt ?? new Date()).toISOString();
-      return;
-    }
+    if (coalesce && this.countRepeat(coalesceKey, event.occurredAt?.getTime())) return;
     let row: AuditEventRow;
     try {
       row = toRow(event);
@@ -100,12 +94,27 @@ export class AuditService implements OnModuleDestroy {
     this.enqueue(queued);
   }
 
+  /**
+   * When an event with `coalesceKey` is open in the current window, counts one more and returns true:
+   * the caller need not even build the event (most introspections are such repeats).
+   */
+  countRepeat(coalesceKey: string, atMs = Date.now()): boolean {
+    const first = this.coalesced.get(coalesceKey);
+    if (!first) return false;
+    first.data.count = (first.data.count as number) + 1;
+    first.data.last_at = atMs; // made an ISO string when the window closes
+    return true;
+  }
+
   private closeCoalesceWindow(): void {
     clearTimeout(this.coalesceTimer);
     this.coalesceTimer = undefined;
     const rows = [...this.coalesced.values()];
     this.coalesced.clear();
-    for (const r of rows) this.enqueue(r);
+    for (const r of rows) {
+      if (typeof r.data.last_at === 'number') r.data.last_at = new Date(r.data.last_at).toISOString();
+      this.enqueue(r);
+    }
   }
 
   private enqueue(queued: QueuedRow): void {

@@ -180,6 +180,11 @@ export class RateLimiter {
     return out;
   }
 
+  /** True when any of these grants has a rate limit or a lifetime budget. Throws when Postgres cannot say. */
+  async anyLimited(ids: string[]): Promise<boolean> {
+    return [...(await this.limitsOf(ids)).values()].some(isLimited);
+  }
+
   /**
    * Adds `budget` (the binding limit of the chain) to each capability that has a limit. Never fails:
    * when Postgres or Redis cannot answer, the capabilities are returned without budgets.

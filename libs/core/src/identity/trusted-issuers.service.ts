@@ -69,7 +69,7 @@ export class TrustedIssuers {
         clockTolerance: this.config.clockLeewaySeconds,
         requiredClaims: ['exp', 'sub'],
       });
-      this.verified.set(token, payload);
+      this.verified.set(token, payload, payload.exp as number);
       const typ = normalizeTyp(protectedHeader.typ);
       checkKind(typ, payload, expected);
       return { iss, sub: payload.sub as string, payload, typ };

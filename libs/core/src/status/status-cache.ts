@@ -30,9 +30,12 @@ const LOCAL_MAX_ENTRIES = 500_000;
 export class StatusCache {
   /**
    * Answers already read through Redis, kept in this process while CacheCoherence vouches for them:
-   * the hot paths then skip the Redis round trip. Keys: `g<id>`, `a<id>`, `t<jti>`.
+   * the hot paths then skip the Redis round trip. Keyed by the bare id (no per-lookup key strings).
    */
-  private readonly local = new Map<string, GrantState | boolean>();
+  private readonly localGrants = new Map<string, GrantState>();
+  private readonly localAgents = new Map<string, boolean>();
+  /** jti -> revoked. */
+  private readonly localTokens = new Map<string, boolean>();
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -43,10 +46,10 @@ export class StatusCache {
     private readonly coherence: CacheCoherence,
   ) {
     coherence.onInvalidate((change) => {
-      if (change === 'all') return this.local.clear();
-      for (const id of change.grants ?? []) this.local.delete(`g${id}`);
-      for (const id of change.agents ?? []) this.local.delete(`a${id}`);
-      for (const jti of change.tokens ?? []) this.local.delete(`t${jti}`);
+      if (change === 'all') return this.clearLocal();
+      for (const id of change.grants ?? []) this.localGrants.delete(id);
+      for (const id of change.agents ?? []) this.localAgents.delete(id);
+      for (const jti of change.tokens ?? []) this.localTokens.delete(jti);
     });
   }
 
@@ -92,30 +95,33 @@ export class StatusCache {
   private fromLocal(grantIds: string[], agentIds: string[], jti: string | null): StatusSnapshot | null {
     const grants = new Map<string, GrantState>();
     for (const id of grantIds) {
-      const state = this.local.get(`g${id}`) as GrantState | undefined;
+      const state = this.localGrants.get(id);
       if (!state) return null;
       grants.set(id, state);
     }
     const agents = new Map<string, boolean>();
     for (const id of agentIds) {
-      const active = this.local.get(`a${id}`) as boolean | undefined;
+      const active = this.localAgents.get(id);
       if (active === undefined) return null;
       agents.set(id, active);
     }
-    let tokenRevoked = false;
-    if (jti) {
-      const revoked = this.local.get(`t${jti}`) as boolean | undefined;
-      if (revoked === undefined) return null;
-      tokenRevoked = revoked;
-    }
+    const tokenRevoked = jti ? this.localTokens.get(jti) : false;
+    if (tokenRevoked === undefined) return null;
     return { grants, agents, tokenRevoked };
   }
 
   private keep(snapshot: StatusSnapshot, jti: string | null): void {
-    if (this.local.size > LOCAL_MAX_ENTRIES) this.local.clear(); // rare: bounded memory over precision
-    for (const [id, state] of snapshot.grants) this.local.set(`g${id}`, state);
-    for (const [id, active] of snapshot.agents) this.local.set(`a${id}`, active);
-    if (jti) this.local.set(`t${jti}`, snapshot.tokenRevoked);
+    // Rare: bounded memory over precision.
+    if (this.localGrants.size + this.localAgents.size + this.localTokens.size > LOCAL_MAX_ENTRIES) this.clearLocal();
+    for (const [id, state] of snapshot.grants) this.localGrants.set(id, state);
+    for (const [id, active] of snapshot.agents) this.localAgents.set(id, active);
+    if (jti) this.localTokens.set(jti, snapshot.tokenRevoked);
+  }
+
+  private clearLocal(): void {
+    this.localGrants.clear();
+    this.localAgents.clear();
+    this.localTokens.clear();
   }
 
   /** Must succeed before the revocation commits (see the class comment). */

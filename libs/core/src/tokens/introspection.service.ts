@@ -11,6 +11,7 @@ import { KeysService } from '../keys/keys.service.js';
 import { grantIsLive, StatusCache } from '../status/status-cache.js';
 import { OAuthRequest, readForm } from './form-params.js';
 import { ActClaim, actorChainOf, CapabilityDetail } from './token-types.js';
+import { rememberSerialized } from './pre-serialized.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 import { RateLimiter } from '../guardrails/rate-limiter.js';
 
@@ -21,6 +22,22 @@ export interface ActiveToken {
   /** Capabilities still valid: every grant along their chain is live. */
   details: CapabilityDetail[];
   actorChain: string[];
+  /** Derived once per token (see VerifiedAccessToken). */
+  token: VerifiedAccessToken;
+}
+
+/** What introspection needs from a token whose signature this process verified, derived once per token. */
+interface VerifiedAccessToken {
+  payload: JWTPayload;
+  details: CapabilityDetail[];
+  grantIds: string[];
+  actorChain: string[];
+  /** Agents whose status decides the token: the actor chain, or the client of an autonomous token. */
+  agents: string[];
+  /** The active answer while every capability is live, budgets aside; built on first use. */
+  answer?: { active: true } & Record<string, unknown>;
+  /** Whether any grant it rests on has a rate limit or budget (limits never change); unknown until asked. */
+  limited?: boolean;
 }
 
 const INACTIVE: IntrospectionResponse = { active: false };
@@ -28,7 +45,7 @@ const INACTIVE: IntrospectionResponse = { active: false };
 /** RFC 7662 introspection, narrowed to the capabilities still valid. */
 @Injectable()
 export class IntrospectionService {
-  private readonly verified = new VerifiedTokenCache();
+  private readonly verified = new VerifiedTokenCache<VerifiedAccessToken>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -46,22 +63,14 @@ export class IntrospectionService {
     const active = await this.activeFor(p.token, rs);
     await this.auditDecision(rs, p.token, active);
     if (!active) return INACTIVE;
-    const { payload, details } = active;
-    return {
-      active: true,
-      iss: payload.iss,
-      sub: payload.sub,
-      aud: payload.aud,
-      client_id: payload.client_id,
-      ...(payload.act ? { act: payload.act } : {}),
-      scope: formatScope(details.flatMap((d) => d.actions)),
-      token_type: 'Bearer',
-      exp: payload.exp,
-      iat: payload.iat,
-      jti: payload.jti,
-      // Each limited capability shows its binding budget {used, max, resets_at}; omitted if Redis is away.
-      authorization_details: await this.limiter.withBudgets(details),
-    };
+    const { token, details } = active;
+    const allLive = details === token.details;
+    const answer = allLive ? (token.answer ??= rememberSerialized(answerFor(token.payload, details))) : answerFor(token.payload, details);
+    token.limited ??= await this.limiter.anyLimited(token.grantIds).catch(() => undefined);
+    if (token.limited === false) return answer;
+    // Each limited capability shows its binding budget {used, max, resets_at}; omitted if Redis is away.
+    const withBudgets = await this.limiter.withBudgets(details);
+    return withBudgets === details ? answer : { ...answer, authorization_details: withBudgets };
   }
 
   /**
@@ -70,31 +79,33 @@ export class IntrospectionService {
    * `keepWithoutLiveCapabilities`: an otherwise active token whose capabilities were all revoked comes
    * back with no details instead of null, so /v1/authorize can say `capability_revoked`.
    */
-  async activeFor(token: string, rs: ResourceServerEntity, opts: { keepWithoutLiveCapabilities?: boolean } = {}): Promise<ActiveToken | null> {
-    const payload = await this.verify(token);
-    if (!payload || payload.aud !== rs.audience) return null;
-    const details = Array.isArray(payload.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : [];
-    const actorChain = actorChainOf(payload.act as ActClaim | undefined);
-    const agents = actorChain.length ? actorChain : [payload.client_id as string];
-    const grantIds = [...new Set(details.flatMap((d) => d.grant_chain))];
-    const snapshot = await this.status.lookup(grantIds, agents, payload.jti as string);
-    if (snapshot.tokenRevoked || !agents.every((a) => snapshot.agents.get(a))) return null;
+  async activeFor(raw: string, rs: ResourceServerEntity, opts: { keepWithoutLiveCapabilities?: boolean } = {}): Promise<ActiveToken | null> {
+    const token = await this.verify(raw);
+    if (!token || token.payload.aud !== rs.audience) return null;
+    const { payload, details, actorChain } = token;
+    const snapshot = await this.status.lookup(token.grantIds, token.agents, payload.jti as string);
+    if (snapshot.tokenRevoked || !token.agents.every((a) => snapshot.agents.get(a))) return null;
     const now = Date.now();
-    const live = details.filter((d) => d.grant_chain.every((id) => grantIsLive(snapshot.grants.get(id), now)));
-    return live.length || opts.keepWithoutLiveCapabilities ? { payload, details: live, actorChain } : null;
+    const allLive = token.grantIds.every((id) => grantIsLive(snapshot.grants.get(id), now));
+    // The same array when nothing was revoked: the cached answer for the token applies.
+    const live = allLive ? details : details.filter((d) => d.grant_chain.every((id) => grantIsLive(snapshot.grants.get(id), now)));
+    return live.length || opts.keepWithoutLiveCapabilities ? { payload, details: live, actorChain, token } : null;
   }
 
   /**
    * `token.introspected`, through the asynchronous audit path: introspection is the hot path and must not
    * wait on (or fail because of) the trail. Never blocks; see AuditService.recordAsync for the loss window.
    */
-  private async auditDecision(rs: ResourceServerEntity, token: string, active: ActiveToken | null): Promise<void> {
+  private async auditDecision(rs: ResourceServerEntity, raw: string, active: ActiveToken | null): Promise<void> {
     // An inactive token is described only if its signature holds (cached): unverified claims are attacker-controlled.
-    const payload = active?.payload ?? (await this.verify(token));
-    const details = active?.details ?? (Array.isArray(payload?.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : []);
-    const chain = payload ? actorChainOf(payload.act as ActClaim | undefined) : [];
+    const token = active?.token ?? (await this.verify(raw));
+    const payload = token?.payload;
     const outcome = active ? 'active' : 'inactive';
     const reason = active ? null : !payload ? 'invalid_or_expired' : payload.aud !== rs.audience ? 'audience_mismatch' : 'revoked_or_expired';
+    const coalesceKey = payload?.jti ? `introspect:${rs.id}:${String(payload.jti)}:${outcome}:${reason}` : undefined;
+    // Most introspections repeat one already in the current window: count it without building the event.
+    if (coalesceKey && this.config.auditCoalesceMs > 0 && this.audit.countRepeat(coalesceKey)) return;
+    const details = active?.details ?? token?.details ?? [];
     this.audit.recordAsync({
       type: 'token.introspected',
       by: actors.resourceServer(rs.id),
@@ -102,24 +113,50 @@ export class IntrospectionService {
       reason,
       principal: payload?.sub ? { iss: '', sub: payload.sub } : null,
       agentId: (payload?.client_id as string | undefined) ?? null,
-      actorChain: chain,
+      actorChain: token?.actorChain ?? [],
       grantIds: [...new Set(details.flatMap((d) => d.grant_chain))],
       resource: rs.audience,
       actions: details.flatMap((d) => d.actions),
       data: { jti: (payload?.jti as string | undefined) ?? null },
-    }, payload?.jti ? `introspect:${rs.id}:${String(payload.jti)}:${outcome}:${reason}` : undefined);
+    }, coalesceKey);
   }
 
-  private async verify(token: string): Promise<JWTPayload | null> {
+  private async verify(raw: string): Promise<VerifiedAccessToken | null> {
     const now = Math.floor(Date.now() / 1000);
-    const cached = this.verified.get(token, now);
+    const cached = this.verified.get(raw, now);
     if (cached) return cached;
     try {
-      const payload = await this.keys.verifyOwn(token, 'at+jwt');
-      this.verified.set(token, payload);
-      return payload;
+      const payload = await this.keys.verifyOwn(raw, 'at+jwt');
+      const details = Array.isArray(payload.authorization_details) ? (payload.authorization_details as CapabilityDetail[]) : [];
+      const actorChain = actorChainOf(payload.act as ActClaim | undefined);
+      const token: VerifiedAccessToken = {
+        payload,
+        details,
+        grantIds: [...new Set(details.flatMap((d) => d.grant_chain))],
+        actorChain,
+        agents: actorChain.length ? actorChain : [payload.client_id as string],
+      };
+      this.verified.set(raw, token, payload.exp as number, now);
+      return token;
     } catch {
       return null;
     }
   }
+}
+
+function answerFor(payload: JWTPayload, details: CapabilityDetail[]): { active: true } & Record<string, unknown> {
+  return {
+    active: true,
+    iss: payload.iss,
+    sub: payload.sub,
+    aud: payload.aud,
+    client_id: payload.client_id,
+    ...(payload.act ? { act: payload.act } : {}),
+    scope: formatScope(details.flatMap((d) => d.actions)),
+    token_type: 'Bearer',
+    exp: payload.exp,
+    iat: payload.iat,
+    jti: payload.jti,
+    authorization_details: details,
+  };
 }
