@@ -143,9 +143,9 @@ export function startWorker({ env }) {
   };
 }
 
-/** The oidc-provider peer (bench/peer/server.mjs). */
-export async function startPeer() {
-  const child = spawn(process.execPath, ['bench/peer/server.mjs'], {
+/** The oidc-provider peer (bench/peer/server.mjs), or another server script speaking the same startup line. */
+export async function startPeer(script = 'bench/peer/server.mjs') {
+  const child = spawn(process.execPath, [script], {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', PEER_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],

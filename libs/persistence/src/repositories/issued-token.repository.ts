@@ -16,7 +16,7 @@ interface PendingRecord {
 
 /** Records per statement, and statements in flight at once (each holds a pooled connection). */
 const MAX_BATCH = 64;
-const MAX_CONCURRENT_WRITES = 2;
+const MAX_CONCURRENT_WRITES = 4;
 
 @Injectable()
 export class IssuedTokenRepository {
