@@ -2,6 +2,7 @@ import { exportJWK, generateKeyPair, SignJWT, createRemoteJWKSet, jwtVerify } fr
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, TestApp } from './support/app.js';
+import { adminQuery } from './support/db.js';
 import { Client, Fixtures } from './support/fixtures.js';
 import { call } from './support/http.js';
 import { decodeHeader, decodePayload, forge, TestIdp } from './support/idp.js';
@@ -98,6 +99,21 @@ describe('token exchange', () => {
     const recorded = await call(app.url, 'GET', `/v1/grants/${grants['email:read'].id}/tokens`, { token: await idp.token('alice') });
     expect(recorded.body.data.map((t: { jti: string }) => t.jti)).toContain(payload.jti);
     expect(JSON.stringify(recorded.body)).not.toContain(res.access_token);
+  });
+
+  it('records every token of a burst of parallel exchanges, each with its own token.issued event', async () => {
+    const { rs, agent, grants } = await setup(['burst:read']);
+    // Concurrent exchanges are written together (group commit): each must still get its own record and event.
+    const results = await Promise.all(Array.from({ length: 40 }, async () => exchange(as, agent, await exchangeParams('burst:read', rs.audience))));
+    const jtis = results.map((r) => decodePayload(r.access_token).jti as string);
+    expect(new Set(jtis).size).toBe(40);
+    const records = await adminQuery('SELECT jti FROM issued_tokens WHERE jti = ANY($1::uuid[])', [jtis], app.database);
+    expect(records.rowCount).toBe(40);
+    const events = await adminQuery(`SELECT data->>'jti' AS jti FROM audit_events WHERE type = 'token.issued' AND data->>'jti' = ANY($1)`, [jtis], app.database);
+    expect(new Set(events.rows.map((e) => e.jti))).toEqual(new Set(jtis));
+    expect(events.rowCount).toBe(40);
+    const page = await call(app.url, 'GET', `/v1/grants/${grants['burst:read'].id}/tokens?limit=100`, { token: await idp.token('alice') });
+    expect(page.body.data).toHaveLength(40);
   });
 
   it('carries only granted actions, and refuses when none is granted', async () => {

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppConfig } from '../../../libs/config/src/index.js';
+import { CacheCoherence } from '../../../libs/core/src/status/cache-coherence.js';
 import { serializeBody } from '../../../libs/core/src/tokens/pre-serialized.js';
 import { AppModule } from './app.module.js';
 import { ExceptionsFilter } from './http/exception.filter.js';
@@ -27,6 +28,8 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     bufferLogs: false,
   });
   app.useGlobalFilters(new ExceptionsFilter());
+  // The API answers status and held grants from memory under a cache lease (docs/scaling.md).
+  app.get(CacheCoherence).join();
   app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(

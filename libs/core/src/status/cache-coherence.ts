@@ -96,7 +96,7 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
       sub.subscribe(this.channel, this.ackChannel(this.member)).then(
         () => {
           this.subscribed = true;
-          this.renew();
+          if (this.timer) this.renew();
         },
         () => sub.disconnect(true),
       );
@@ -108,10 +108,19 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
     });
     sub.on('message', (channel: string, message: string) => (channel === this.channel ? this.received(message) : this.acked(message)));
     sub.connect().catch(() => undefined);
-    if (this.config.cacheLeaseMs > 0) {
-      this.timer = setInterval(() => this.renew(), Math.max(10, Math.floor(this.config.cacheLeaseMs / 4)));
-      this.timer.unref();
-    }
+  }
+
+  /**
+   * Makes this process a member: it renews a lease and may then answer from its local caches. Only for
+   * processes that serve from them (the API). Others (the worker) still publish and collect
+   * acknowledgements, and no writer waits for them: a worker busy sealing the audit chain would
+   * otherwise hold up every revoke.
+   */
+  join(): void {
+    if (this.config.cacheLeaseMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => this.renew(), Math.max(10, Math.floor(this.config.cacheLeaseMs / 4)));
+    this.timer.unref();
+    this.renew();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -143,7 +152,10 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
     if (!members.size) return;
     await new Promise<void>((resolve) => {
       // No acknowledgement needed past the last lease: by then every silent member has stopped serving from memory.
-      const timer = setTimeout(() => done(), longest + 1);
+      const timer = setTimeout(() => {
+        this.log.warn(`invalidation not acknowledged by ${[...members].join(', ')}; waited out their lease (${Math.ceil(longest)} ms)`);
+        done();
+      }, longest + 1);
       const done = () => {
         clearTimeout(timer);
         this.waits.delete(id);
@@ -176,7 +188,7 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   }
 
   private renew(): void {
-    if (!this.subscribed || this.config.cacheLeaseMs <= 0) return;
+    if (!this.subscribed || !this.timer) return;
     const seq = ++this.seq;
     this.heartbeats.set(seq, { sentAt: performance.now(), generation: this.generation });
     this.redis
