@@ -190,6 +190,8 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   private renew(): void {
     if (!this.subscribed || !this.timer) return;
     const seq = ++this.seq;
+    // Heartbeats that never came back (a silent connection) must not pile up.
+    if (this.heartbeats.size >= 64) this.heartbeats.delete(this.heartbeats.keys().next().value as number);
     this.heartbeats.set(seq, { sentAt: performance.now(), generation: this.generation });
     this.redis
       .eval(HEARTBEAT, 1, this.membersKey, this.member, this.config.cacheLeaseMs, this.ackChannel(this.member), `hb|${seq}`)
