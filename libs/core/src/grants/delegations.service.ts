@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { HeldGrantsCache } from './held-grants-cache.js';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
@@ -13,6 +12,7 @@ import { NotFoundProblem, Problem, UnavailableProblem } from '../errors/problem.
 import { RateLimiter } from '../guardrails/rate-limiter.js';
 import { Principal } from '../identity/principal.js';
 import { GrantsService } from './grants.service.js';
+import { HeldGrantsCache } from './held-grants-cache.js';
 
 /** What an agent asks for when it hands part of its grant on. Omitted fields inherit the parent's. */
 export interface DelegationInput {

@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { HeldGrantsCache } from './held-grants-cache.js';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
@@ -13,6 +12,7 @@ import { FieldError, ForbiddenProblem, NotFoundProblem, UnavailableProblem, Vali
 import { Principal, principalLabel } from '../identity/principal.js';
 import { StatusCache, StatusUnavailableError } from '../status/status-cache.js';
 import { WebhooksService } from '../webhooks/webhooks.service.js';
+import { HeldGrantsCache } from './held-grants-cache.js';
 
 export interface CreateGrantInput {
   agentId: string;
