@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
+import { ChainableCommander, Redis } from 'ioredis';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { REDIS, RedisKeys } from '../redis/redis.module.js';
 
@@ -135,11 +135,19 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   /**
    * Drops `change` here, then in every process holding a lease, and resolves once each has done so (or
    * its lease ran out). Throws when Redis cannot be reached: the caller must not report the change done.
+   * `first` queues commands (the tombstones) that Redis must run before the invalidation is published:
+   * they travel in the same round trip, which on a busy event loop is worth several milliseconds per revoke.
    */
-  async publish(change: Invalidation): Promise<void> {
+  async publish(change: Invalidation, first?: (pipe: ChainableCommander) => void): Promise<void> {
     this.apply(change);
     const id = randomUUID();
-    const reply = (await this.redis.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }))) as [number, string[]];
+    const pipe = this.redis.pipeline();
+    first?.(pipe);
+    pipe.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }));
+    const results = await pipe.exec();
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw failed?.[0] ?? new Error('the invalidation could not be published');
+    const reply = results[results.length - 1][1] as [number, string[]];
     const arrived = performance.now();
     const [now, live] = reply;
     const members = new Set<string>();

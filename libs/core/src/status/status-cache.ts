@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { ChainableCommander, Redis } from 'ioredis';
 import { AgentRepository, GrantRepository, IssuedTokenRepository } from '../../../persistence/src/index.js';
 import { REDIS, RedisKeys } from '../redis/redis.module.js';
 import { CacheCoherence, Invalidation } from './cache-coherence.js';
@@ -128,15 +128,13 @@ export class StatusCache {
   async publishGrantsRevoked(ids: string[], status: 'revoked' | 'expired' = 'revoked'): Promise<void> {
     if (!ids.length) return;
     // A cascade can name thousands of grants: one scripted SET per chunk of keys, not one queued command per grant.
-    const pipe = this.redis.pipeline();
-    for (let i = 0; i < ids.length; i += SET_ALL_CHUNK) {
-      const keys = ids.slice(i, i + SET_ALL_CHUNK).map(this.gk);
-      pipe.eval(SET_ALL, keys.length, ...keys, status === 'revoked' ? 'r' : 'x', DAY);
-    }
-    await this.unavailableIfFails(async () => {
-      await execOrThrow(pipe);
-      await this.coherence.publish({ grants: ids });
-    });
+    const tombstones = (pipe: ChainableCommander) => {
+      for (let i = 0; i < ids.length; i += SET_ALL_CHUNK) {
+        const keys = ids.slice(i, i + SET_ALL_CHUNK).map(this.gk);
+        pipe.eval(SET_ALL, keys.length, ...keys, status === 'revoked' ? 'r' : 'x', DAY);
+      }
+    };
+    await this.unavailableIfFails(() => this.coherence.publish({ grants: ids }, tombstones));
   }
 
   async publishAgentDisabled(id: string): Promise<void> {
@@ -158,14 +156,13 @@ export class StatusCache {
     ]);
   }
 
-  /** Tombstones first, then every process's in-memory copy (see CacheCoherence). */
+  /** Tombstones first, then every process's in-memory copy, in one round trip (see CacheCoherence). */
   private async write(entries: [string, string, number][], change: Invalidation): Promise<void> {
-    const pipe = this.redis.pipeline();
-    for (const [key, value, ttl] of entries) pipe.set(key, value, 'EX', ttl);
-    await this.unavailableIfFails(async () => {
-      await execOrThrow(pipe);
-      await this.coherence.publish(change);
-    });
+    await this.unavailableIfFails(() =>
+      this.coherence.publish(change, (pipe) => {
+        for (const [key, value, ttl] of entries) pipe.set(key, value, 'EX', ttl);
+      }),
+    );
   }
 
   private async unavailableIfFails(write: () => Promise<void>): Promise<void> {
@@ -215,12 +212,6 @@ function decodeGrant(v: string): GrantState {
 function ttlUntil(epochMs: number | null): number {
   if (epochMs === null) return DAY;
   return Math.max(1, Math.min(DAY, Math.ceil((epochMs - Date.now()) / 1000) + 60));
-}
-
-async function execOrThrow(pipe: ReturnType<Redis['pipeline']>): Promise<void> {
-  const results = await pipe.exec();
-  const failed = results?.find(([err]) => err);
-  if (!results || failed) throw failed?.[0] ?? new Error('pipeline failed');
 }
 
 /** True when the grant may be used at `now`. */
