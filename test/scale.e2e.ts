@@ -200,3 +200,26 @@ describe('in-memory caches across processes', () => {
     }
   });
 });
+
+describe('with the in-memory caches turned off (CACHE_LEASE_MS=0)', () => {
+  it('every process still agrees at once: revoked on one, inactive and refused on the other', async () => {
+    const c = await startReplica(a, idp, { CACHE_LEASE_MS: '0' });
+    const d = await startReplica(a, idp, { CACHE_LEASE_MS: '0' });
+    try {
+      expect(c.app.get(CacheCoherence).live()).toBe(false);
+      const { rs, agent } = await setup();
+      for (let i = 0; i < 5; i++) {
+        const action = `off:op${i}`;
+        const grant = await grantOn(c, { agent_id: agent.id, resource: rs.audience, action });
+        const token = (await exchangeOn(d, agent, rs.audience, action)).body.access_token;
+        expect((await introspectOn(d, rs, token)).body.active).toBe(true);
+        expect((await revokeOn(c, grant.body.id)).status).toBe(200);
+        expect((await introspectOn(d, rs, token)).body).toEqual({ active: false });
+        expect((await exchangeOn(d, agent, rs.audience, action)).body.error).toBe('invalid_scope');
+      }
+    } finally {
+      await d.close();
+      await c.close();
+    }
+  });
+});

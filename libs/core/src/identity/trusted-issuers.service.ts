@@ -33,7 +33,7 @@ interface Issuer {
 export class TrustedIssuers {
   private readonly issuers = new Map<string, Issuer>();
   /** People's tokens are presented again and again (every exchange of an agent's session): verify each once. */
-  private readonly verified = new VerifiedTokenCache(50_000, JWKS_MAX_AGE_MS / 1000);
+  private readonly verified = new VerifiedTokenCache<VerifiedIdentity>(50_000, JWKS_MAX_AGE_MS / 1000);
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     for (const t of config.trustedIssuers) {
@@ -44,7 +44,18 @@ export class TrustedIssuers {
     }
   }
 
+  /** True when this exact token was verified here and is still within its cached life (no decoding needed). */
+  isKnown(token: string): boolean {
+    return this.verified.get(token, Math.floor(Date.now() / 1000)) !== undefined;
+  }
+
   async verify(token: string, expected: ExpectedTokenKind): Promise<VerifiedIdentity> {
+    // The exact token verified before (its issuer was trusted then, and the trusted set is fixed at boot).
+    const known = this.verified.get(token, Math.floor(Date.now() / 1000));
+    if (known) {
+      checkKind(known.typ, known.payload, expected);
+      return known;
+    }
     let iss: string | undefined;
     let header;
     try {
@@ -55,12 +66,6 @@ export class TrustedIssuers {
     }
     const issuer = iss ? this.issuers.get(iss) : undefined;
     if (!iss || !issuer) throw new TokenRejected('token is not from a trusted issuer');
-    const cached = this.verified.get(token, Math.floor(Date.now() / 1000));
-    if (cached) {
-      const typ = normalizeTyp(header.typ);
-      checkKind(typ, cached, expected);
-      return { iss, sub: cached.sub as string, payload: cached, typ };
-    }
     try {
       const { payload, protectedHeader } = await jwtVerify(token, issuer.keys, {
         issuer: iss,
@@ -69,10 +74,11 @@ export class TrustedIssuers {
         clockTolerance: this.config.clockLeewaySeconds,
         requiredClaims: ['exp', 'sub'],
       });
-      this.verified.set(token, payload, payload.exp as number);
       const typ = normalizeTyp(protectedHeader.typ);
+      const identity: VerifiedIdentity = { iss, sub: payload.sub as string, payload, typ };
+      this.verified.set(token, identity, payload.exp as number);
       checkKind(typ, payload, expected);
-      return { iss, sub: payload.sub as string, payload, typ };
+      return identity;
     } catch (err) {
       throw new TokenRejected(describeJoseError(err));
     }

@@ -147,6 +147,11 @@ export class StatusCache {
 
   /** At issuance: seed the entries introspection will ask for, so the hot path rarely touches Postgres. */
   async warm(grants: { id: string; expiresAt: Date | null }[], agentIds: string[], jti: string, tokenExp: Date): Promise<void> {
+    // What this process already read through Redis needs no seeding (at worst another process fills it
+    // from Postgres); the token's own entry is always written, which also proves Redis reachable.
+    const live = this.coherence.live();
+    if (live) grants = grants.filter((g) => !this.localGrants.has(g.id));
+    if (live) agentIds = agentIds.filter((a) => !this.localAgents.has(a));
     // Plain commands, not a pipeline: auto-pipelining sends them in one write with every other request's
     // commands of this tick, where an explicit pipeline is a socket write per exchange (seen in the profile).
     await Promise.all([
