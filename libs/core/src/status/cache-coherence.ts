@@ -41,7 +41,7 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   readonly member = randomUUID();
   private readonly log = new Logger(CacheCoherence.name);
   private readonly listeners: InvalidationListener[] = [];
-  private readonly waits = new Map<string, { members: Set<string>; done: () => void }>();
+  private readonly waits = new Map<string, Wait>();
   private readonly heartbeats = new Map<number, { sentAt: number; generation: number }>();
   private subscriber?: Redis;
   private timer?: NodeJS.Timeout;
@@ -141,36 +141,48 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   async publish(change: Invalidation, first?: (pipe: ChainableCommander) => void): Promise<void> {
     this.apply(change);
     const id = randomUUID();
-    const pipe = this.redis.pipeline();
-    first?.(pipe);
-    pipe.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }));
-    const results = await pipe.exec();
-    const failed = results?.find(([err]) => err);
-    if (!results || failed) throw failed?.[0] ?? new Error('the invalidation could not be published');
-    const reply = results[results.length - 1][1] as [number, string[]];
-    const arrived = performance.now();
+    // Registered before publishing: an acknowledgement can be read before the reply to the publish itself.
+    const wait: Wait = { early: new Set(), done: () => {} };
+    this.waits.set(id, wait);
+    let reply: [number, string[]];
+    let arrived: number;
+    try {
+      const pipe = this.redis.pipeline();
+      first?.(pipe);
+      pipe.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }));
+      const results = await pipe.exec();
+      arrived = performance.now();
+      const failed = results?.find(([err]) => err);
+      if (!results || failed) throw failed?.[0] ?? new Error('the invalidation could not be published');
+      reply = results[results.length - 1][1] as [number, string[]];
+    } catch (err) {
+      this.waits.delete(id);
+      throw err;
+    }
     const [now, live] = reply;
     const members = new Set<string>();
     let longest = 0;
     for (let i = 0; i < live.length; i += 2) {
-      if (live[i] === this.member) continue;
+      if (live[i] === this.member || wait.early.has(live[i])) continue;
       members.add(live[i]);
       longest = Math.max(longest, Number(live[i + 1]) - Number(now));
     }
-    if (!members.size) return;
+    if (!members.size) {
+      this.waits.delete(id);
+      return;
+    }
     await new Promise<void>((resolve) => {
       // No acknowledgement needed past the last lease: by then every silent member has stopped serving from memory.
       const timer = setTimeout(() => {
         this.log.warn(`invalidation not acknowledged by ${[...members].join(', ')}; waited out their lease (${Math.ceil(longest)} ms)`);
-        done();
-      }, longest + 1);
-      const done = () => {
+        wait.done();
+      }, Math.max(0, longest + 1 - (performance.now() - arrived)));
+      wait.members = members;
+      wait.done = () => {
         clearTimeout(timer);
         this.waits.delete(id);
         resolve();
       };
-      this.waits.set(id, { members, done });
-      if (performance.now() - arrived > longest) done();
     });
   }
 
@@ -191,6 +203,7 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
     if (id === 'hb') return this.heartbeatBack(Number(member));
     const wait = this.waits.get(id);
     if (!wait) return;
+    if (!wait.members) return void wait.early.add(member); // the publish's own reply is still on its way
     wait.members.delete(member);
     if (!wait.members.size) wait.done();
   }
@@ -227,6 +240,14 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
     this.leaseUntil = 0;
     this.apply('all');
   }
+}
+
+/** A publish waiting for acknowledgements; `members` is known once Redis answered the publish. */
+interface Wait {
+  members?: Set<string>;
+  /** Members that acknowledged before the publish's reply was read. */
+  early: Set<string>;
+  done: () => void;
 }
 
 /** KEYS[1] members; ARGV: channel, message. Removes lapsed members, returns [now ms, live members with their lease ends], publishes. */
