@@ -44,9 +44,14 @@ export class TrustedIssuers {
     }
   }
 
-  /** True when this exact token was verified here and is still within its cached life (no decoding needed). */
-  isKnown(token: string): boolean {
-    return this.verified.get(token, Math.floor(Date.now() / 1000)) !== undefined;
+  /**
+   * True when this exact token was verified here as a token of another issuer than this server, and is
+   * still within its cached life (no decoding needed). This server's own tokens never count, even if its
+   * issuer were listed in TRUSTED_ISSUERS: an exchange must treat them as chained tokens and check them.
+   */
+  isKnownExternal(token: string): boolean {
+    const known = this.verified.get(token, Math.floor(Date.now() / 1000));
+    return known !== undefined && known.iss !== this.config.issuer;
   }
 
   async verify(token: string, expected: ExpectedTokenKind): Promise<VerifiedIdentity> {

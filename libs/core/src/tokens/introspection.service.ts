@@ -60,8 +60,10 @@ export class IntrospectionService {
     const { single: p } = readForm(input);
     const rs = await this.clients.authenticateResourceServer({ ...input, params: p });
     if (!p.token) throw new InvalidRequestError('token is required');
-    const active = await this.activeFor(p.token, rs);
-    await this.auditDecision(rs, p.token, active);
+    // Verified once: the audit event below describes the same verification (a forged token costs one check, not two).
+    const verified = await this.verify(p.token);
+    const active = await this.evaluate(verified, rs);
+    this.auditDecision(rs, verified, active);
     if (!active) return INACTIVE;
     const { token, details } = active;
     const allLive = details === token.details;
@@ -80,7 +82,10 @@ export class IntrospectionService {
    * back with no details instead of null, so /v1/authorize can say `capability_revoked`.
    */
   async activeFor(raw: string, rs: ResourceServerEntity, opts: { keepWithoutLiveCapabilities?: boolean } = {}): Promise<ActiveToken | null> {
-    const token = await this.verify(raw);
+    return this.evaluate(await this.verify(raw), rs, opts);
+  }
+
+  private async evaluate(token: VerifiedAccessToken | null, rs: ResourceServerEntity, opts: { keepWithoutLiveCapabilities?: boolean } = {}): Promise<ActiveToken | null> {
     if (!token || token.payload.aud !== rs.audience) return null;
     const { payload, details, actorChain } = token;
     const snapshot = await this.status.lookup(token.grantIds, token.agents, payload.jti as string);
@@ -96,9 +101,8 @@ export class IntrospectionService {
    * `token.introspected`, through the asynchronous audit path: introspection is the hot path and must not
    * wait on (or fail because of) the trail. Never blocks; see AuditService.recordAsync for the loss window.
    */
-  private async auditDecision(rs: ResourceServerEntity, raw: string, active: ActiveToken | null): Promise<void> {
-    // An inactive token is described only if its signature holds (cached): unverified claims are attacker-controlled.
-    const token = active?.token ?? (await this.verify(raw));
+  private auditDecision(rs: ResourceServerEntity, token: VerifiedAccessToken | null, active: ActiveToken | null): void {
+    // An inactive token is described only if its signature holds (`token` is null otherwise): unverified claims are attacker-controlled.
     const payload = token?.payload;
     const outcome = active ? 'active' : 'inactive';
     const reason = active ? null : !payload ? 'invalid_or_expired' : payload.aud !== rs.audience ? 'audience_mismatch' : 'revoked_or_expired';

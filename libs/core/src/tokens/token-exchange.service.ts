@@ -179,7 +179,7 @@ export class TokenExchangeService {
 
   private async resolveSubject(token: string, kind: ExpectedTokenKind, agent: AgentEntity): Promise<Subject> {
     // A person's token this process verified before is not one of ours: skip decoding it to find out.
-    if (!this.identities.isKnown(token) && isOwnToken(token, this.config.issuer)) return this.resolveUpstreamToken(token, kind);
+    if (!this.identities.isKnownExternal(token) && isOwnToken(token, this.config.issuer)) return this.resolveUpstreamToken(token, kind);
     let identity;
     try {
       identity = await this.identities.verify(token, kind);
