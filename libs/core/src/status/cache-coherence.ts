@@ -13,6 +13,8 @@ export interface Invalidation {
   tokens?: string[];
   /** Agents that were given a new grant: cached "which grants does this agent hold" answers are stale. */
   holders?: string[];
+  /** Client records, as `agent:<id>` or `rs:<id>` (ClientRecordCache). */
+  clients?: string[];
 }
 
 /** `'all'`: this process may have missed invalidations; drop everything. */

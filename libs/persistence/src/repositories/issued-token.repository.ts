@@ -69,7 +69,9 @@ export class IssuedTokenRepository {
     const groups = new Map<string, PendingRecord[]>();
     for (const r of batch) {
       const key = `${Object.keys(r.token).join()};${Object.keys(r.event).join()}`;
-      groups.set(key, [...(groups.get(key) ?? []), r]);
+      const group = groups.get(key);
+      if (group) group.push(r);
+      else groups.set(key, [r]);
     }
     await Promise.all(
       [...groups].map(async ([key, records]) => {
