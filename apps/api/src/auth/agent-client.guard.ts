@@ -52,6 +52,12 @@ async function authenticateAgentClient(req: FastifyRequest, clients: ClientAuthe
   return agent;
 }
 
+/** Sets `request.agent` and `request.actor` to the authenticated agent. */
+async function actAsAgent(req: ActorRequest, clients: ClientAuthenticator, config: AppConfig): Promise<void> {
+  req.agent = await authenticateAgentClient(req, clients, config);
+  req.actor = { kind: 'agent', agent: req.agent };
+}
+
 /** Agents authenticate as OAuth clients, with the same methods as at the token endpoint. Sets `request.agent`. */
 @Injectable()
 export class AgentClientGuard implements CanActivate {
@@ -62,8 +68,7 @@ export class AgentClientGuard implements CanActivate {
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<ActorRequest>();
-    req.agent = await authenticateAgentClient(req, this.clients, this.config);
-    req.actor = { kind: 'agent', agent: req.agent };
+    await actAsAgent(req, this.clients, this.config);
     return true;
   }
 }
@@ -83,8 +88,7 @@ export class PersonOrAgentGuard implements CanActivate {
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<ActorRequest>();
     if (carriesClientCredentials(req)) {
-      req.agent = await authenticateAgentClient(req, this.clients, this.config);
-      req.actor = { kind: 'agent', agent: req.agent };
+      await actAsAgent(req, this.clients, this.config);
       return true;
     }
     if (!/^Bearer\s/i.test(req.headers.authorization ?? '')) {

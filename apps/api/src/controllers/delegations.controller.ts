@@ -5,8 +5,8 @@ import { DelegationsService, DelegationTreeNode, Principal } from '../../../../l
 import { AgentEntity } from '../../../../libs/persistence/src/index.js';
 import { AgentClientGuard, CurrentAgent } from '../auth/agent-client.guard.js';
 import { CurrentPrincipal, PersonAuthGuard } from '../auth/person-auth.guard.js';
-import { presentGrant } from '../http/presenters.js';
-import { rateLimit } from '../http/schemas.js';
+import { iso, presentGrant } from '../http/presenters.js';
+import { grantTerms, rateLimit } from '../http/schemas.js';
 import { uuidPipe } from '../http/uuid.pipe.js';
 import { ApiZodBody, ZodPipe } from '../http/zod.js';
 
@@ -23,8 +23,6 @@ export const delegateBody = z
     purpose: z.string().max(1000).optional(),
   })
   .strict();
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export interface TreeNodeJson {
   id: string;
@@ -72,16 +70,7 @@ export class DelegationsController {
   @ApiOperation({ summary: 'The grant\'s agent hands a narrower part of it to another agent (a sub-grant); 422 attenuation_violation names every widening' })
   @ApiZodBody(delegateBody)
   async delegate(@CurrentAgent() agent: AgentEntity, @Param('id', uuidPipe) id: string, @Body(new ZodPipe(delegateBody)) b: z.infer<typeof delegateBody>) {
-    const grant = await this.delegations.delegate(agent, id, {
-      agentId: b.agent_id.toLowerCase(),
-      action: b.action,
-      constraints: b.constraints,
-      rateLimit: b.rate_limit,
-      maxUses: b.max_uses,
-      expiresAt: b.expires_at ? new Date(b.expires_at) : undefined,
-      maxDelegationDepth: b.max_delegation_depth,
-      purpose: b.purpose,
-    });
+    const grant = await this.delegations.delegate(agent, id, grantTerms(b));
     return presentGrant(grant);
   }
 

@@ -5,7 +5,7 @@ import { GrantsService, Principal } from '../../../../libs/core/src/index.js';
 import { Actor, CurrentActor, PersonOrAgentGuard } from '../auth/agent-client.guard.js';
 import { CurrentPrincipal, PersonAuthGuard } from '../auth/person-auth.guard.js';
 import { presentGrant, presentIssuedToken, presentPage } from '../http/presenters.js';
-import { createGrantBody, listGrantsQuery, paginationQuery, revokeGrantBody } from '../http/schemas.js';
+import { createGrantBody, grantTerms, listGrantsQuery, paginationQuery, revokeGrantBody } from '../http/schemas.js';
 import { uuidPipe } from '../http/uuid.pipe.js';
 import { ApiZodBody, ApiZodQuery, ZodPipe } from '../http/zod.js';
 
@@ -20,18 +20,7 @@ export class GrantsController {
   @ApiOperation({ summary: 'Grant one capability (an action on a resource) to an agent' })
   @ApiZodBody(createGrantBody)
   async create(@CurrentPrincipal() principal: Principal, @Body(new ZodPipe(createGrantBody)) b: z.infer<typeof createGrantBody>) {
-    const grant = await this.grants.create(principal, {
-      agentId: b.agent_id.toLowerCase(),
-      resource: b.resource,
-      action: b.action,
-      constraints: b.constraints,
-      rateLimit: b.rate_limit,
-      maxUses: b.max_uses,
-      expiresAt: b.expires_at ? new Date(b.expires_at) : undefined,
-      maxDelegationDepth: b.max_delegation_depth,
-      purpose: b.purpose,
-      autonomous: b.autonomous,
-    });
+    const grant = await this.grants.create(principal, { ...grantTerms(b), resource: b.resource, autonomous: b.autonomous });
     return presentGrant(grant);
   }
 

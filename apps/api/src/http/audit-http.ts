@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { AuditFilters, AuditEventEntity, WebhookDeliveryAttemptEntity, WebhookDeliveryEntity } from '../../../../libs/persistence/src/index.js';
 import { paginationQuery } from './schemas.js';
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+import { iso } from './presenters.js';
 
 /** Filters shared by GET /v1/audit and /v1/audit/export. */
 export const auditFiltersQuery = z.object({

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ApprovalEntity } from '../../../../libs/persistence/src/index.js';
 import { effectiveApprovalStatus } from '../../../../libs/core/src/index.js';
 import { paginationQuery } from './schemas.js';
+import { iso } from './presenters.js';
 
 /** Request schemas and presenters of the guardrails endpoints (approvals, action-level decisions). */
 
@@ -28,7 +29,6 @@ export const authorizeBody = z
   })
   .strict();
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export const presentApproval = (a: ApprovalEntity, now = new Date()) => ({
   id: a.id,

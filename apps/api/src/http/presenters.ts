@@ -1,6 +1,6 @@
 import { AgentEntity, GrantEntity, IssuedTokenEntity, Page, ResourceServerEntity } from '../../../../libs/persistence/src/index.js';
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export const presentPage = <T, R>(page: Page<T>, present: (t: T) => R) => ({ data: page.data.map(present), next_cursor: page.nextCursor });
 

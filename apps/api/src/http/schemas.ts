@@ -63,3 +63,29 @@ export const listGrantsQuery = paginationQuery.extend({
 export const revokeGrantBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 export const uuidParam = uuid;
+
+/** The fields a grant body and a sub-grant body share. */
+interface GrantTermsBody {
+  agent_id: string;
+  action?: string;
+  constraints?: Record<string, unknown>;
+  rate_limit?: unknown;
+  max_uses?: number;
+  expires_at?: string;
+  max_delegation_depth?: number;
+  purpose?: string;
+}
+
+/** Those shared fields as the grant services take them (field types follow the body's own schema). */
+export function grantTerms<B extends GrantTermsBody>(b: B) {
+  return {
+    agentId: b.agent_id.toLowerCase(),
+    action: b.action as B['action'],
+    constraints: b.constraints,
+    rateLimit: b.rate_limit as B['rate_limit'],
+    maxUses: b.max_uses,
+    expiresAt: b.expires_at ? new Date(b.expires_at) : undefined,
+    maxDelegationDepth: b.max_delegation_depth,
+    purpose: b.purpose,
+  };
+}
