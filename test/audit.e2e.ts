@@ -223,9 +223,11 @@ describe('tamper evidence', () => {
     expect(events.every((e) => e.hash && e.prev_hash && e.seq)).toBe(true);
     const victim = events[1];
 
-    // The database itself refuses edits and deletions of the trail.
+    // The database itself refuses edits and deletions of the trail and of its links.
     await expect(adminSql('UPDATE audit_events SET reason = $2 WHERE id = $1', [victim.id, 'nothing to see'])).rejects.toThrow(/append-only/);
     await expect(adminSql('DELETE FROM audit_events WHERE id = $1', [victim.id])).rejects.toThrow(/append-only/);
+    await expect(adminSql('UPDATE audit_seals SET hash = $2 WHERE event_id = $1', [victim.id, 'f'.repeat(64)])).rejects.toThrow(/append-only/);
+    await expect(adminSql('DELETE FROM audit_seals WHERE event_id = $1', [victim.id])).rejects.toThrow(/append-only/);
 
     // Someone who bypasses that is caught by the chain, at the very row they edited.
     await tamper('UPDATE audit_events SET purpose = $2 WHERE id = $1', [victim.id, 'nothing to see']);
@@ -236,10 +238,10 @@ describe('tamper evidence', () => {
     expect((await call(app.url, 'GET', '/v1/audit/verify', { token: await fx.admin() })).body).toMatchObject({ ok: true });
 
     // Re-hashing the edited row to match hides nothing: the next link no longer points at it.
-    const [row] = (await adminSql('SELECT hash FROM audit_events WHERE id = $1', [victim.id])).rows;
-    await tamper('UPDATE audit_events SET hash = $2 WHERE id = $1', [victim.id, 'f'.repeat(64)]);
+    const [row] = (await adminSql('SELECT hash FROM audit_seals WHERE event_id = $1', [victim.id])).rows;
+    await tamper('UPDATE audit_seals SET hash = $2 WHERE event_id = $1', [victim.id, 'f'.repeat(64)]);
     expect((await call(app.url, 'GET', '/v1/audit/verify', { token: await fx.admin() })).body.first_broken).toEqual({ id: victim.id, reason: 'hash_mismatch' });
-    await tamper('UPDATE audit_events SET hash = $2 WHERE id = $1', [victim.id, row.hash]);
+    await tamper('UPDATE audit_seals SET hash = $2 WHERE event_id = $1', [victim.id, row.hash]);
 
     // A deleted event leaves a gap before the next one.
     const [full] = (await adminSql('SELECT * FROM audit_events WHERE id = $1', [victim.id])).rows;
@@ -252,7 +254,7 @@ describe('tamper evidence', () => {
 
   it('notices events cut off the end of the chain', async () => {
     const sealed = await allSealed();
-    const [last] = (await adminSql('SELECT * FROM audit_events ORDER BY seq DESC LIMIT 1', [])).rows;
+    const [last] = (await adminSql('SELECT e.id FROM audit_events e JOIN audit_seals s ON s.event_id = e.id ORDER BY s.seq DESC LIMIT 1', [])).rows;
     await tamper('DELETE FROM audit_events WHERE id = $1', [last.id]);
     const res = (await call(app.url, 'GET', '/v1/audit/verify', { token: await fx.admin() })).body;
     expect(res).toMatchObject({ ok: false, checked: sealed.checked - 1, first_broken: { reason: 'truncated' } });

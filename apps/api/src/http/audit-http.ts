@@ -40,7 +40,7 @@ function parsePrincipal(v: string): { iss?: string; sub: string } {
 
 export const presentAuditEvent = (e: AuditEventEntity) => ({
   id: e.id,
-  seq: e.seq === null ? null : Number(e.seq),
+  seq: e.seal ? Number(e.seal.seq) : null,
   type: e.type,
   occurred_at: iso(e.occurredAt),
   actor: e.actor,
@@ -55,8 +55,8 @@ export const presentAuditEvent = (e: AuditEventEntity) => ({
   outcome: e.outcome,
   reason: e.reason,
   data: e.data,
-  prev_hash: e.prevHash,
-  hash: e.hash,
+  prev_hash: e.seal?.prevHash ?? null,
+  hash: e.seal?.hash ?? null,
 });
 
 export const presentDelivery = (d: WebhookDeliveryEntity & { attemptLog: WebhookDeliveryAttemptEntity[] }) => ({

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AuditEventEntity } from '../../../persistence/src/index.js';
+import { AuditEventRow, SealedAuditEvent } from '../../../persistence/src/index.js';
 
 /** The `prev_hash` of the first event. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -33,10 +33,10 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** What the hash covers: every field of the event, its position included; not the chain fields themselves. */
-export function hashedContent(e: AuditEventEntity): Record<string, unknown> {
+export function hashedContent(e: AuditEventRow, seq: number): Record<string, unknown> {
   return {
     id: e.id,
-    seq: e.seq === null ? null : Number(e.seq),
+    seq,
     type: e.type,
     occurred_at: e.occurredAt,
     actor: e.actor,
@@ -55,9 +55,9 @@ export function hashedContent(e: AuditEventEntity): Record<string, unknown> {
   };
 }
 
-/** hash = sha256(prev_hash || canonical JSON of the event), hex. */
-export function eventHash(prevHash: string, e: AuditEventEntity): string {
-  return createHash('sha256').update(prevHash).update(canonicalJson(hashedContent(e))).digest('hex');
+/** hash = sha256(prev_hash || canonical JSON of the event at position `seq`), hex. */
+export function eventHash(prevHash: string, e: AuditEventRow, seq: number): string {
+  return createHash('sha256').update(prevHash).update(canonicalJson(hashedContent(e, seq))).digest('hex');
 }
 
 /** Walks sealed events in `seq` order and stops at the first broken link. */
@@ -68,14 +68,14 @@ export class ChainVerifier {
   checked = 0;
 
   /** Null while the chain holds; the first broken link otherwise. */
-  next(e: AuditEventEntity): { id: string; reason: BrokenReason } | null {
-    const seq = Number(e.seq);
+  next(e: SealedAuditEvent): { id: string; reason: BrokenReason } | null {
+    const seq = Number(e.seal.seq);
     if (seq !== this.lastSeq + 1) return { id: e.id, reason: 'sequence_gap' };
-    if (e.prevHash !== this.prev) return { id: e.id, reason: 'prev_hash_mismatch' };
-    if (eventHash(this.prev, e) !== e.hash) return { id: e.id, reason: 'hash_mismatch' };
+    if (e.seal.prevHash !== this.prev) return { id: e.id, reason: 'prev_hash_mismatch' };
+    if (eventHash(this.prev, e, seq) !== e.seal.hash) return { id: e.id, reason: 'hash_mismatch' };
     this.lastSeq = seq;
     this.lastId = e.id;
-    this.prev = e.hash;
+    this.prev = e.seal.hash;
     this.checked += 1;
     return null;
   }

@@ -13,13 +13,13 @@ export async function verifyChain(events: AuditRepository): Promise<VerifyResult
   for (;;) {
     const rows = await events.sealedAfter(afterSeq, BATCH);
     // Rows sealed after the head was read belong to the next verification.
-    const inScope = head ? rows.filter((r) => Number(r.seq) <= head.seq) : rows;
+    const inScope = head ? rows.filter((r) => Number(r.seal.seq) <= head.seq) : rows;
     for (const row of inScope) {
       const broken = verifier.next(row);
       if (broken) return { ok: false, checked: verifier.checked, first_broken: broken, unsealed: await events.countUnsealed() };
     }
     if (rows.length < BATCH || inScope.length < rows.length) break;
-    afterSeq = Number(rows[rows.length - 1].seq);
+    afterSeq = Number(rows[rows.length - 1].seal.seq);
   }
   const broken = verifier.end(head);
   return { ok: !broken, checked: verifier.checked, first_broken: broken, unsealed: await events.countUnsealed() };

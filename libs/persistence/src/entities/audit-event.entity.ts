@@ -1,14 +1,14 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { AuditSealEntity } from './audit-seal.entity.js';
 
 export type AuditActorType = 'person' | 'agent' | 'resource_server' | 'system';
 
 /**
- * One accountable decision or change. Rows are append-only: the API inserts them unsealed
- * (`seq`, `prev_hash`, `hash` null) and the worker, as the single writer of the chain, seals them.
+ * One accountable decision or change. Rows are immutable: the API inserts them, and the worker, as the
+ * single writer of the chain, seals them by adding their link to `audit_seals`.
  * Never holds a token or a secret: tokens are named by their `jti`.
  */
 @Entity('audit_events')
-@Index('audit_events_unsealed_idx', ['id'], { where: 'seq IS NULL' })
 @Index('audit_events_principal_idx', ['principalIss', 'principalSub', 'id'])
 @Index('audit_events_agent_idx', ['agentId', 'id'])
 @Index('audit_events_type_idx', ['type', 'id'])
@@ -16,8 +16,6 @@ export type AuditActorType = 'person' | 'agent' | 'resource_server' | 'system';
 export class AuditEventEntity {
   /** UUIDv7, minted when the event happens: the keyset cursor and the sealing order. */
   @PrimaryColumn('uuid') id: string;
-  /** Position in the hash chain; null until sealed. */
-  @Column('bigint', { nullable: true, unique: true }) seq: string | null;
   @Column('text') type: string;
   @Column('timestamptz', { name: 'occurred_at' }) occurredAt: Date;
   /** Who: a person `sub@iss`, an agent id, a resource server id, or `system`. */
@@ -38,6 +36,6 @@ export class AuditEventEntity {
   @Column('text') outcome: string;
   @Column('text', { nullable: true }) reason: string | null;
   @Column('jsonb', { default: () => "'{}'" }) data: Record<string, unknown>;
-  @Column('text', { name: 'prev_hash', nullable: true }) prevHash: string | null;
-  @Column('text', { nullable: true }) hash: string | null;
+  /** The event's link in the hash chain, when read joined with it; null until sealed. Not a column. */
+  seal?: AuditSealEntity | null;
 }

@@ -2,12 +2,16 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Brackets, DataSource, EntityManager, Repository, SelectQueryBuilder } from 'typeorm';
 import { AuditEventEntity } from '../entities/audit-event.entity.js';
+import { AuditSealEntity } from '../entities/audit-seal.entity.js';
 import { Page, toPage } from '../page.js';
 import { plainInsert, PlainInsert } from '../plain-insert.js';
 import { PrincipalRef } from './grant.repository.js';
 
-/** Everything but the chain fields, which only the sealer writes. */
-export type AuditEventRow = Omit<AuditEventEntity, 'seq' | 'prevHash' | 'hash'>;
+/** An event as inserted; its link in the chain is written later, by the sealer alone. */
+export type AuditEventRow = Omit<AuditEventEntity, 'seal'>;
+
+/** An event with its link in the hash chain. */
+export type SealedAuditEvent = AuditEventRow & { seal: AuditSealEntity };
 
 export interface AuditFilters {
   grantId?: string;
@@ -71,70 +75,81 @@ export class AuditRepository {
   }
 
   /**
-   * Seals up to `limit` unsealed events in id order: assigns the next `seq`, links each to the previous
-   * hash and stores its own. Runs under a transaction-scoped advisory lock, so however many workers call
-   * it, one writer extends the chain at a time; the head row is updated in the same transaction.
+   * Seals up to `limit` unsealed events in id order: gives each the next `seq`, links it to the previous
+   * hash and stores its own, as a row of `audit_seals`. Runs under a transaction-scoped advisory lock, so
+   * however many workers call it, one writer extends the chain at a time; the head row is updated in the
+   * same transaction. Reads raw rows: hydrating entities was most of the worker's CPU per event.
    */
-  async sealBatch(limit: number, hashOf: (prevHash: string, row: AuditEventEntity) => string, genesis: string): Promise<SealResult> {
+  async sealBatch(limit: number, hashOf: (prevHash: string, row: AuditEventRow, seq: number) => string, genesis: string): Promise<SealResult> {
     return this.ds.transaction(async (em) => {
       const [{ locked }] = (await em.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SEAL_LOCK_KEY])) as { locked: boolean }[];
       if (!locked) return { acquired: false, sealed: 0 };
       const head = await this.readHead(em);
-      const rows = await em.getRepository(AuditEventEntity).createQueryBuilder('e').where('e.seq IS NULL').orderBy('e.id', 'ASC').take(limit).getMany();
-      if (!rows.length) return { acquired: true, sealed: 0 };
+      const raw = (await em.query(
+        `SELECT e.* FROM audit_unsealed u JOIN audit_events e ON e.id = u.id ORDER BY u.id LIMIT $1`,
+        [limit],
+      )) as RawAuditEvent[];
+      if (!raw.length) return { acquired: true, sealed: 0 };
       let seq = head?.seq ?? 0;
       let prev = head?.hash ?? genesis;
       const ids: string[] = [];
       const seqs: string[] = [];
       const prevs: string[] = [];
       const hashes: string[] = [];
-      for (const row of rows) {
+      for (const r of raw) {
         seq += 1;
-        row.seq = String(seq);
-        const hash = hashOf(prev, row);
-        ids.push(row.id);
+        const hash = hashOf(prev, fromRaw(r), seq);
+        ids.push(r.id);
         seqs.push(String(seq));
         prevs.push(prev);
         hashes.push(hash);
         prev = hash;
       }
+      // The links, the queue's cleanup and the head, in one statement.
       await em.query(
-        `UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
-           FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::bigint[]) AS seq, unnest($3::text[]) AS prev_hash, unnest($4::text[]) AS hash) AS v
-          WHERE e.id = v.id AND e.seq IS NULL`,
-        [ids, seqs, prevs, hashes],
-      );
-      await em.query(
-        `INSERT INTO audit_chain_head (id, last_seq, last_hash, updated_at) VALUES (1, $1, $2, now())
+        `WITH sealed AS (
+           INSERT INTO audit_seals (seq, event_id, prev_hash, hash) SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[])
+         ), dequeued AS (
+           DELETE FROM audit_unsealed WHERE id = ANY($2::uuid[])
+         )
+         INSERT INTO audit_chain_head (id, last_seq, last_hash, updated_at) VALUES (1, $5, $6, now())
          ON CONFLICT (id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash, updated_at = now()`,
-        [String(seq), prev],
+        [seqs, ids, prevs, hashes, String(seq), prev],
       );
-      return { acquired: true, sealed: rows.length };
+      return { acquired: true, sealed: raw.length };
     });
   }
 
-  /** Sealed events in chain order, after `afterSeq`. */
-  sealedAfter(afterSeq: number, limit: number): Promise<AuditEventEntity[]> {
-    return this.repo.createQueryBuilder('e').where('e.seq > :afterSeq', { afterSeq: String(afterSeq) }).orderBy('e.seq', 'ASC').take(limit).getMany();
+  /** Sealed events in chain order, after `afterSeq`. An event missing from `audit_events` leaves a gap. */
+  sealedAfter(afterSeq: number, limit: number): Promise<SealedAuditEvent[]> {
+    return this.repo
+      .createQueryBuilder('e')
+      .innerJoinAndMapOne('e.seal', AuditSealEntity, 's', 's.event_id = e.id')
+      .where('s.seq > :afterSeq', { afterSeq: String(afterSeq) })
+      .orderBy('s.seq', 'ASC')
+      .limit(limit)
+      .getMany() as Promise<SealedAuditEvent[]>;
   }
 
   head(): Promise<ChainHead | null> {
     return this.readHead(this.repo.manager);
   }
 
+  /** Events without a link: waiting for the sealer, or inserted behind its back (no trigger fired). */
   async countUnsealed(): Promise<number> {
-    return this.repo.createQueryBuilder('e').where('e.seq IS NULL').getCount();
+    const [{ n }] = (await this.ds.query('SELECT count(*)::int AS n FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.event_id = e.id)')) as { n: number }[];
+    return n;
   }
 
   findById(id: string): Promise<AuditEventEntity | null> {
-    return this.repo.findOneBy({ id });
+    return this.withSeals().where('e.id = :id', { id }).getOne();
   }
 
   /** `scope` null lists every event (admins). Newest first. */
   async listPage(scope: PrincipalRef | null, filters: AuditFilters, limit: number, beforeId: string | null): Promise<Page<AuditEventEntity>> {
     const qb = this.filtered(scope, filters);
     if (beforeId) qb.andWhere('e.id < :beforeId', { beforeId });
-    const rows = await qb.orderBy('e.id', 'DESC').take(limit + 1).getMany();
+    const rows = await qb.orderBy('e.id', 'DESC').limit(limit + 1).getMany();
     return toPage(rows, limit);
   }
 
@@ -142,11 +157,16 @@ export class AuditRepository {
   exportBatch(scope: PrincipalRef | null, filters: AuditFilters, afterId: string | null, limit: number): Promise<AuditEventEntity[]> {
     const qb = this.filtered(scope, filters);
     if (afterId) qb.andWhere('e.id > :afterId', { afterId });
-    return qb.orderBy('e.id', 'ASC').take(limit).getMany();
+    return qb.orderBy('e.id', 'ASC').limit(limit).getMany();
+  }
+
+  /** Events with their link in the chain (null until sealed). One seal per event, so `limit` pages correctly. */
+  private withSeals(): SelectQueryBuilder<AuditEventEntity> {
+    return this.repo.createQueryBuilder('e').leftJoinAndMapOne('e.seal', AuditSealEntity, 's', 's.event_id = e.id');
   }
 
   private filtered(scope: PrincipalRef | null, f: AuditFilters): SelectQueryBuilder<AuditEventEntity> {
-    const qb = this.repo.createQueryBuilder('e');
+    const qb = this.withSeals();
     if (scope) {
       // A person sees the events about their own grants: those naming them as principal, and those
       // touching a grant they gave (introspections and refusals may not know the principal's issuer).
@@ -175,4 +195,45 @@ export class AuditRepository {
     const rows = (await em.query('SELECT last_seq, last_hash FROM audit_chain_head WHERE id = 1')) as { last_seq: string; last_hash: string }[];
     return rows.length ? { seq: Number(rows[0].last_seq), hash: rows[0].last_hash } : null;
   }
+}
+
+/** An `audit_events` row as `pg` parses it (uuid[] and text[] as arrays, jsonb parsed, timestamptz as Date). */
+interface RawAuditEvent {
+  id: string;
+  type: string;
+  occurred_at: Date;
+  actor: string;
+  actor_type: AuditEventRow['actorType'];
+  principal_iss: string | null;
+  principal_sub: string | null;
+  agent_id: string | null;
+  actor_chain: string[];
+  grant_ids: string[];
+  resource: string | null;
+  actions: string[];
+  purpose: string | null;
+  outcome: string;
+  reason: string | null;
+  data: Record<string, unknown>;
+}
+
+function fromRaw(r: RawAuditEvent): AuditEventRow {
+  return {
+    id: r.id,
+    type: r.type,
+    occurredAt: r.occurred_at,
+    actor: r.actor,
+    actorType: r.actor_type,
+    principalIss: r.principal_iss,
+    principalSub: r.principal_sub,
+    agentId: r.agent_id,
+    actorChain: r.actor_chain,
+    grantIds: r.grant_ids,
+    resource: r.resource,
+    actions: r.actions,
+    purpose: r.purpose,
+    outcome: r.outcome,
+    reason: r.reason,
+    data: r.data,
+  };
 }
