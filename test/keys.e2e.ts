@@ -1,3 +1,4 @@
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateKeys } from '../apps/api/src/cli/rotate-keys.js';
 import { createApp } from '../apps/api/src/app.factory.js';
@@ -54,6 +55,23 @@ describe('signing keys', () => {
       const { as, rs, token } = await issueOne(app);
       expect(decodeHeader(token).alg).toBe('EdDSA');
       expect((await call(app.url, 'GET', '/.well-known/jwks.json')).body.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
+      expect((await introspect(as, rs, token)).active).toBe(true);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('signs with RS256 when configured, the algorithm RFC 9068 requires every server to support', async () => {
+    const app = await startApp({ idp, env: { SIGNING_ALG: 'RS256' } });
+    try {
+      const { as, rs, token } = await issueOne(app);
+      expect(decodeHeader(token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
+      const jwks = (await call(app.url, 'GET', '/.well-known/jwks.json')).body;
+      expect(jwks.keys[0]).toMatchObject({ kty: 'RSA', alg: 'RS256', use: 'sig' });
+      expect(jwks.keys[0].d).toBeUndefined();
+      // A resource server verifying locally with the published key, the algorithm pinned.
+      const { payload } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer: app.config.issuer, audience: rs.audience, algorithms: ['RS256'], typ: 'at+jwt' });
+      expect(payload.scope).toBe('docs:read');
       expect((await introspect(as, rs, token)).active).toBe(true);
     } finally {
       await app.close();

@@ -44,7 +44,7 @@ const envSchema = z.object({
     .string()
     .refine((s) => Buffer.from(s, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
     .optional(),
-  SIGNING_ALG: z.enum(['ES256', 'EdDSA']).default('ES256'),
+  SIGNING_ALG: z.enum(['ES256', 'EdDSA', 'RS256']).default('ES256'),
   TOKEN_TTL_SECONDS: int(1, 86_400).default(300),
   MAX_TOKEN_TTL_SECONDS: int(1, 86_400).default(3600),
   BODY_LIMIT_BYTES: int(1024, 10 * 1024 * 1024).default(64 * 1024),
@@ -82,7 +82,7 @@ export interface AppConfig {
   trustedIssuers: TrustedIssuerConfig[];
   adminSubjects: string[];
   keyEncryptionKey?: Buffer;
-  signingAlg: 'ES256' | 'EdDSA';
+  signingAlg: 'ES256' | 'EdDSA' | 'RS256';
   tokenTtlSeconds: number;
   maxTokenTtlSeconds: number;
   bodyLimitBytes: number;

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import { createPrivateKey, KeyObject, randomUUID, sign as cryptoSign } from 'node:crypto';
-import { createLocalJWKSet, errors, exportJWK, generateKeyPair, importJWK, JSONWebKeySet, JWK, JWTPayload, jwtVerify, SignJWT, CryptoKey } from 'jose';
+import { constants, createPrivateKey, KeyObject, randomUUID, sign as cryptoSign } from 'node:crypto';
+import { createLocalJWKSet, errors, exportJWK, generateKeyPair, JSONWebKeySet, JWK, JWTPayload, jwtVerify } from 'jose';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { SigningKeyEntity, SigningKeyRepository } from '../../../persistence/src/index.js';
 import { actors } from '../audit/audit-events.js';
@@ -50,8 +50,9 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
     return this.publicJwks;
   }
 
+  /** Every algorithm this server signs with; RFC 9068 §4 requires RS256 among them. */
   get algorithms(): string[] {
-    return ['ES256', 'EdDSA'];
+    return ['ES256', 'EdDSA', 'RS256'];
   }
 
   /**
@@ -61,13 +62,14 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
    */
   async sign(claims: JWTPayload, typ: string): Promise<string> {
     const { kid, alg, privateKey } = this.active;
-    if (alg !== 'ES256' && alg !== 'EdDSA') return new SignJWT(claims).setProtectedHeader({ alg, kid, typ }).sign(privateKey);
     const input = `${b64url(JSON.stringify({ alg, kid, typ }))}.${b64url(JSON.stringify(claims))}`;
     const data = Buffer.from(input, 'utf8');
     const signature = await new Promise<Buffer>((resolve, reject) => {
       const done = (err: Error | null, sig: Buffer) => (err ? reject(err) : resolve(sig));
       if (alg === 'EdDSA') cryptoSign(null, data, privateKey, done);
-      else cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }, done);
+      else if (alg === 'ES256') cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }, done);
+      else if (alg === 'RS256') cryptoSign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PADDING }, done);
+      else reject(new Error(`signing key ${kid} has unsupported alg ${alg}`));
     });
     return `${input}.${signature.toString('base64url')}`;
   }
@@ -138,7 +140,7 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
 
   private async newKey(): Promise<Omit<SigningKeyEntity, 'createdAt'>> {
     const alg = this.config.signingAlg;
-    const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
+    const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined, modulusLength: alg === 'RS256' ? 2048 : undefined });
     const privateJson = JSON.stringify(await exportJWK(privateKey));
     const kek = this.config.keyEncryptionKey;
     return {
