@@ -29,6 +29,22 @@ const csv = z
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** `host:port,host:port`: Redis Sentinel addresses. */
+const hostPorts = z.string().transform((s, ctx) =>
+  s
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)
+    .map((v) => {
+      const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
+      if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port` });
+        return { host: '', port: 0 };
+      }
+      return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+    }),
+);
+
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 const envSchema = z.object({
@@ -37,6 +53,13 @@ const envSchema = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/procura'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('procura'),
+  // Redis Sentinel (docs/scaling.md): the primary is found through the sentinels; REDIS_URL then only
+  // supplies the username, password and database number.
+  REDIS_SENTINELS: hostPorts.optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).default('mymaster'),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_WAIT_REPLICAS: int(0, 16).optional(),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 60_000).default(500),
   ISSUER: z.string().url().optional(),
   TRUSTED_ISSUERS: jsonArray(trustedIssuer).default([]),
   ADMIN_SUBJECTS: csv.default([]),
@@ -78,6 +101,14 @@ export interface AppConfig {
   databaseUrl: string;
   redisUrl: string;
   redisPrefix: string;
+  /** Set: connect through Redis Sentinel to the primary it names. */
+  redisSentinel?: { sentinels: { host: string; port: number }[]; name: string; password?: string };
+  /**
+   * Replicas that must hold a revocation's tombstones before the revoke returns (Redis WAIT), so a
+   * failover cannot lose them. Default 1 with Sentinel, 0 otherwise.
+   */
+  redisWaitReplicas: number;
+  redisWaitTimeoutMs: number;
   issuer: string;
   trustedIssuers: TrustedIssuerConfig[];
   adminSubjects: string[];
@@ -133,12 +164,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.TOKEN_TTL_SECONDS > e.MAX_TOKEN_TTL_SECONDS) {
     throw new ConfigError(['TOKEN_TTL_SECONDS: must not exceed MAX_TOKEN_TTL_SECONDS']);
   }
+  if (e.REDIS_SENTINELS && !e.REDIS_SENTINELS.length) throw new ConfigError(['REDIS_SENTINELS: name at least one host:port']);
+  const sentinels = e.REDIS_SENTINELS?.length ? e.REDIS_SENTINELS : undefined;
   return {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisSentinel: sentinels ? { sentinels, name: e.REDIS_SENTINEL_NAME, password: e.REDIS_SENTINEL_PASSWORD } : undefined,
+    redisWaitReplicas: e.REDIS_WAIT_REPLICAS ?? (sentinels ? 1 : 0),
+    redisWaitTimeoutMs: e.REDIS_WAIT_TIMEOUT_MS,
     issuer: (e.ISSUER ?? `http://127.0.0.1:${e.PORT}`).replace(/\/$/, ''),
     trustedIssuers: e.TRUSTED_ISSUERS.map((t) => ({ issuer: t.issuer, jwksUri: t.jwks_uri, jwks: t.jwks, audience: t.audience })),
     adminSubjects: e.ADMIN_SUBJECTS,

@@ -1,7 +1,8 @@
 import { BullModule, InjectQueue } from '@nestjs/bullmq';
 import { DynamicModule, Global, Injectable, Logger, Module } from '@nestjs/common';
-import { JobsOptions, Queue } from 'bullmq';
+import { ConnectionOptions, JobsOptions, Queue } from 'bullmq';
 import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
+import { redisTarget } from '../redis/redis.module.js';
 
 /** Queue names (BullMQ forbids ':' in them). Keys live under `<REDIS_PREFIX>:bull`. */
 export const QUEUE = {
@@ -77,7 +78,8 @@ export class QueuesModule {
         BullModule.forRootAsync({
           inject: [APP_CONFIG],
           useFactory: (c: AppConfig) => ({
-            connection: { url: c.redisUrl, maxRetriesPerRequest: null, ...(role === 'api' ? { enableOfflineQueue: false } : {}) },
+            // ioredis' option types and BullMQ's own declaration of them differ in detail, not in substance.
+            connection: { ...redisTarget(c), maxRetriesPerRequest: null, ...(role === 'api' ? { enableOfflineQueue: false } : {}) } as ConnectionOptions,
             prefix: `${c.redisPrefix}:bull`,
           }),
         }),

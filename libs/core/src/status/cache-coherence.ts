@@ -46,6 +46,7 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   private readonly waits = new Map<string, Wait>();
   private readonly heartbeats = new Map<number, { sentAt: number; generation: number }>();
   private subscriber?: Redis;
+  private durable?: Redis;
   private timer?: NodeJS.Timeout;
   private leaseUntil = 0;
   private subscribed = false;
@@ -131,7 +132,21 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
     // Writers stop waiting for this process at once instead of at the end of its lease.
     await this.redis.zrem(this.membersKey, this.member).catch(() => undefined);
     this.subscriber?.disconnect();
+    this.durable?.disconnect();
     for (const w of this.waits.values()) w.done();
+  }
+
+  /**
+   * A connection of its own for tombstones that wait for replicas: WAIT blocks the connection it runs
+   * on, and on the shared one every request's commands would queue behind it.
+   */
+  private durableConnection(): Redis {
+    if (!this.durable) {
+      // Queues while (re)connecting, bounded by the command timeout: a revoke fails rather than hangs.
+      this.durable = this.redis.duplicate({ enableAutoPipelining: false, enableOfflineQueue: true, lazyConnect: false, commandTimeout: this.config.redisWaitTimeoutMs + 2000 });
+      this.durable.on('error', () => {}); // surfaced by the failing write, which fails closed
+    }
+    return this.durable;
   }
 
   /**
@@ -146,16 +161,22 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
     // Registered before publishing: an acknowledgement can be read before the reply to the publish itself.
     const wait: Wait = { early: new Set(), done: () => {} };
     this.waits.set(id, wait);
+    // With replicas to wait for, the tombstones must be on a replica before anyone is told (Redis WAIT).
+    const replicas = first ? this.config.redisWaitReplicas : 0;
     let reply: [number, string[]];
     let arrived: number;
     try {
-      const pipe = this.redis.pipeline();
+      const pipe = (replicas ? this.durableConnection() : this.redis).pipeline();
       first?.(pipe);
+      if (replicas) pipe.wait(replicas, this.config.redisWaitTimeoutMs);
       pipe.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }));
       const results = await pipe.exec();
       arrived = performance.now();
       const failed = results?.find(([err]) => err);
       if (!results || failed) throw failed?.[0] ?? new Error('the invalidation could not be published');
+      if (replicas && (results[results.length - 2][1] as number) < replicas) {
+        throw new Error(`the tombstones reached fewer than ${replicas} Redis replica(s) within ${this.config.redisWaitTimeoutMs} ms`);
+      }
       reply = results[results.length - 1][1] as [number, string[]];
     } catch (err) {
       this.waits.delete(id);
