@@ -62,6 +62,14 @@ const REPLICAS = Number(opt.replicas);
 const SCALE_TO = Number(opt['scale-to']);
 const layout = new Layout({ principals: Number(opt.principals), agents: Number(opt.agents), resourceServers: Number(opt['resource-servers']) });
 const SCENARIOS = new Set((opt.only ?? 'introspect,revocations,exchange,authorize,cascade,replicas,peer,ceiling,scale').split(','));
+/** `0.71 ms (server 0.45 + worker 0.06 + Postgres 0.08 + Redis 0.01 + load generator 0.11)`: where the two cores went per request. */
+function machineCpu(load) {
+  const parts = [['server', load.serverCpu], ['worker', load.workerCpu], ['Postgres', load.postgresCpu], ['Redis', load.redisCpu], ['load generator', load.loadGeneratorCpu]]
+    .filter(([, c]) => c && c.perRequestMs > 0)
+    .map(([name, c]) => [name, c.perRequestMs]);
+  const total = parts.reduce((sum, [, ms]) => sum + ms, 0);
+  return `${total.toFixed(2)} ms (${parts.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(' + ')})`;
+}
 const want = (s) => SCENARIOS.has(s) && (s !== 'scale' || opt['1m']) && (s !== 'replicas' || REPLICAS > 1);
 
 const DB = 'procura_bench';
@@ -592,8 +600,15 @@ try {
     const ceiling = out.ceiling ? `; a server doing nothing: ${(out.ceiling.rpsFromTotal / peerIntro).toFixed(2)}x` : '';
     target('introspection req/s >= 5x peer', '>= 5.00x', `${(out.introspect.rpsFromTotal / peerIntro).toFixed(2)}x${ceiling}`, out.introspect.rpsFromTotal >= 5 * peerIntro);
   }
-  if (out.introspect) target(`introspection p99 < 10 ms at ${CONNS} connections`, '< 10 ms', `${out.introspect.latencyMs.p99} ms`, out.introspect.latencyMs.p99 < 10);
-  if (out.exchange && out.peer) target('exchange req/s >= peer issuance req/s', '>= 1.00x', `${(out.exchange.rpsFromTotal / peerIssue).toFixed(2)}x`, out.exchange.rpsFromTotal >= peerIssue);
+  if (out.introspect) {
+    const bare = out.ceiling ? `; the server doing nothing: p99 ${out.ceiling.latencyMs.p99} ms` : '';
+    target(`introspection p99 < 10 ms at ${CONNS} connections`, '< 10 ms', `${out.introspect.latencyMs.p99} ms (p50 ${out.introspect.latencyMs.p50} ms${bare})`, out.introspect.latencyMs.p99 < 10);
+  }
+  if (out.exchange && out.peer) {
+    // Why, in the run's own numbers: the whole machine's CPU per exchange against the peer's per issuance.
+    const why = `; machine CPU per exchange ${machineCpu(out.exchange)} against the peer's ${machineCpu(out.peer.issuance)} per issuance`;
+    target('exchange req/s >= peer issuance req/s', '>= 1.00x', `${(out.exchange.rpsFromTotal / peerIssue).toFixed(2)}x${why}`, out.exchange.rpsFromTotal >= peerIssue);
+  }
   if (out.cascade) target('10,000-node subtree revoked in < 1 s', '< 1000 ms', `${out.cascade[10000].maxMs.toFixed(0)} ms (max of ${out.cascade[10000].runs})`, out.cascade[10000].maxMs < 1000);
   if (out.scale && out.introspect) {
     // Judged on CPU per request, which other work on the machine disturbs far less than req/s (both are reported).
@@ -633,7 +648,7 @@ const output = {
     node: process.version,
     postgres: pgVersion,
     loadGenerator: 'autocannon 9 in a separate process on the same machine (127.0.0.1)',
-    note: 'shared machine: other engineers ran tests on the same 2 cores during this run',
+    note: 'a 2-vCPU VM shared with other tenants: req/s moves 20-30% between runs, CPU per request less; the load generator does the same work every run, so its CPU per request shows how contended the machine was',
   },
   options: { grants: N, principals: layout.P, agents: layout.A, resourceServers: layout.R, durationS: DURATION, warmupS: WARMUP, connections: CONNS, distinctTokens: POOL, revokeRate: REVOKE_RATE, profile: opt.profile, with1M: opt['1m'] },
   seedMs: seedTimes,
