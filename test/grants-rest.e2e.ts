@@ -121,6 +121,8 @@ describe('grants', () => {
     expect(revoked.status).toBe(200);
     expect(revoked.body).toMatchObject({ status: 'revoked', revocation_reason: 'done with it', revoked_by: `alice@${idp.issuer}` });
     expect(revoked.body.revoked_at).toEqual(expect.any(String));
+    // The answer is built without reading the row again: it must be what is stored.
+    expect((await call(app.url, 'GET', `/v1/grants/${grant.id}`, { token: alice })).body).toEqual(revoked.body);
     const again = await call(app.url, 'POST', `/v1/grants/${grant.id}/revoke`, { token: alice, json: { reason: 'twice' } });
     expect(again.status).toBe(200);
     expect(again.body.revoked_at).toBe(revoked.body.revoked_at);

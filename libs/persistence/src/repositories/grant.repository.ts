@@ -175,13 +175,22 @@ export class GrantRepository {
   /**
    * Revokes a grant and its whole subtree in one transaction. `beforeCommit` receives every id that
    * changes state and runs while the rows are locked: it publishes the revocation to the shared
-   * status cache first, so no reader can see the grant as active once this returns.
+   * status cache first, so no reader can see the grant as active once this returns. `mayRevoke` sees
+   * the locked root first; null when the grant is missing or `mayRevoke` refuses it (nothing changes).
+   * Returns the root as it is after the revoke, without reading it again: each round trip of a revoke
+   * waits its turn on a busy event loop.
    */
-  async revokeSubtree(rootId: string, meta: RevocationMeta, beforeCommit: (ids: string[], em: EntityManager) => Promise<void>): Promise<string[]> {
+  async revokeSubtree(
+    rootId: string,
+    meta: RevocationMeta,
+    mayRevoke: (root: GrantEntity) => boolean,
+    beforeCommit: (ids: string[], em: EntityManager, root: GrantEntity) => Promise<void>,
+  ): Promise<{ root: GrantEntity; revokedIds: string[] } | null> {
     return this.ds.transaction(async (em) => {
       // The subtree's root first, in a statement of its own: a delegation below it holds its path locked
       // until it commits (lockPathForDelegation), so the next statement's snapshot includes the new child.
-      await em.query(`SELECT 1 FROM grants WHERE id = $1 FOR UPDATE`, [rootId]);
+      const [locked] = (await em.query(`SELECT ${this.selectList()} FROM grants g WHERE g.id = $1 FOR UPDATE`, [rootId])) as GrantEntity[];
+      if (!locked || !mayRevoke(locked)) return null;
       // One indexed pass that changes and locks the subtree; nobody sees the change before the commit,
       // which comes after `beforeCommit` (a failure there rolls it all back).
       const rows: { id: string }[] = await em.query(
@@ -191,9 +200,12 @@ export class GrantRepository {
          SELECT id FROM revoked`,
         [rootId, meta.at, meta.by, meta.reason],
       );
-      const ids = rows.map((r) => r.id);
-      if (ids.length) await beforeCommit(ids, em);
-      return ids;
+      const revokedIds = rows.map((r) => r.id);
+      const root = Object.assign(new GrantEntity(), locked);
+      if (revokedIds.length) await beforeCommit(revokedIds, em, root);
+      // The same columns the UPDATE set, when it changed the root (an already revoked or expired root stays as it was).
+      if (revokedIds.includes(root.id)) Object.assign(root, { status: 'revoked', revokedAt: meta.at, revokedBy: meta.by, revocationReason: meta.reason, updatedAt: meta.at });
+      return { root, revokedIds };
     });
   }
 
