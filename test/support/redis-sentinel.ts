@@ -14,7 +14,7 @@ export class SentinelTopology {
   private constructor(
     readonly name: string,
     readonly ports: { primary: number; replica: number; sentinel: number },
-    private readonly procs: Record<'primary' | 'replica' | 'sentinel', ChildProcess>,
+    private readonly procs: { primary: ChildProcess; replica: ChildProcess; sentinel?: ChildProcess },
     private readonly dir: string,
   ) {}
 
@@ -38,10 +38,14 @@ export class SentinelTopology {
         '',
       ].join('\n'),
     );
-    const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
-    const t = new SentinelTopology(name, ports, { primary, replica, sentinel }, dir);
+    const procs: { primary: ChildProcess; replica: ChildProcess; sentinel?: ChildProcess } = { primary, replica };
+    const t = new SentinelTopology(name, ports, procs, dir);
     await until(async () => (await t.info(ports.replica, 'replication')).includes('master_link_status:up'), 'the replica to sync');
+    // The sentinel learns of replicas from the primary's INFO (every 10 s): started after the replica
+    // synced, its first look finds it. Until it knows a replica, a failover has no candidate.
+    procs.sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
     await until(async () => (await t.sentinelMaster())?.port === ports.primary, 'the sentinel to know the primary');
+    await until(() => t.sentinelKnowsReplica(), 'the sentinel to know the replica', 20_000, 100);
     return t;
   }
 
@@ -64,6 +68,22 @@ export class SentinelTopology {
       return { host, port: Number(port) };
     } catch {
       return undefined;
+    } finally {
+      c.disconnect();
+    }
+  }
+
+  /** True once the sentinel lists the replica as a healthy failover candidate. */
+  async sentinelKnowsReplica(): Promise<boolean> {
+    const c = this.client(this.ports.sentinel);
+    try {
+      const replicas = (await c.call('SENTINEL', 'replicas', this.name)) as string[][];
+      return replicas.some((fields) => {
+        const r = Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[v, fields[i + 1]]])));
+        return Number(r.port) === this.ports.replica && r.flags === 'slave' && r['master-link-status'] === 'ok';
+      });
+    } catch {
+      return false;
     } finally {
       c.disconnect();
     }
@@ -93,11 +113,12 @@ export class SentinelTopology {
   }
 
   async close(): Promise<void> {
-    for (const p of Object.values(this.procs)) {
+    const procs = Object.values(this.procs).filter((p): p is ChildProcess => Boolean(p));
+    for (const p of procs) {
       p.kill('SIGCONT');
       p.kill('SIGKILL');
     }
-    await Promise.all(Object.values(this.procs).map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
+    await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise((r) => p.once('exit', r)))));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
