@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChainAt } from '../libs/core/src/index.js';
+import { AuditService, QueuedRow, verifyChainAt } from '../libs/core/src/index.js';
+import { uuidv7 } from '../libs/domain/src/ids.js';
 import { startApp, TestApp } from './support/app.js';
 import { dbUrl } from './support/db.js';
 import { Fixtures } from './support/fixtures.js';
@@ -204,6 +205,37 @@ describe('the audit trail', () => {
     expect(lines.map((e) => e.actions[0]).sort()).toEqual(['b:one', 'b:three', 'b:two']);
     expect(lines.map((e) => e.id)).toEqual(lines.map((e) => e.id).sort()); // oldest first
     expect(lines.every((e) => e.principal.sub === 'dave' && e.type === 'grant.created')).toBe(true);
+  });
+});
+
+describe('events that travel through the queue', () => {
+  it('are inserted and sealed once, even when a batch is delivered again, before or after sealing', async () => {
+    const service = app.app.get(AuditService);
+    const batch: QueuedRow[] = ['q:one', 'q:two'].map((action) => ({
+      id: uuidv7(),
+      type: 'introspection',
+      occurredAt: new Date().toISOString(),
+      actor: 'rs-redelivered',
+      actorType: 'resource_server',
+      principalIss: null,
+      principalSub: null,
+      agentId: null,
+      actorChain: [],
+      grantIds: [],
+      resource: 'https://redelivered.example',
+      actions: [action],
+      purpose: null,
+      outcome: 'active',
+      reason: null,
+      data: {},
+    }));
+    expect(await service.ingest(batch)).toBe(2);
+    expect(await service.ingest(batch)).toBe(0); // BullMQ delivers at least once
+    await allSealed();
+    expect(await service.ingest(batch)).toBe(0);
+    const seals = await adminSql('SELECT count(*)::int AS n FROM audit_seals WHERE event_id = ANY($1::uuid[])', [batch.map((e) => e.id)]);
+    expect(seals.rows[0].n).toBe(2);
+    expect((await call(app.url, 'GET', '/v1/audit/verify', { token: await fx.admin() })).body).toMatchObject({ ok: true, unsealed: 0 });
   });
 });
 
