@@ -62,9 +62,8 @@ export class TrustedIssuers {
       return known;
     }
     let iss: string | undefined;
-    let header;
     try {
-      header = decodeProtectedHeader(token);
+      decodeProtectedHeader(token); // a malformed header is named as such, before any key is fetched
       iss = decodeJwt(token).iss;
     } catch {
       throw new TokenRejected('token is not a well-formed JWT');

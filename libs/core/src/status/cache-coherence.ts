@@ -152,22 +152,23 @@ export class CacheCoherence implements OnModuleInit, OnApplicationShutdown {
   /**
    * Drops `change` here, then in every process holding a lease, and resolves once each has done so (or
    * its lease ran out). Throws when Redis cannot be reached: the caller must not report the change done.
-   * `first` queues commands (the tombstones) that Redis must run before the invalidation is published:
-   * they travel in the same round trip, which on a busy event loop is worth several milliseconds per revoke.
+   * `tombstones` queues the writes that make the change visible in Redis; they run before the invalidation
+   * is published, in the same round trip (worth several milliseconds per revoke on a busy event loop),
+   * and with REDIS_WAIT_REPLICAS they must reach that many replicas first, so a failover cannot lose them.
    */
-  async publish(change: Invalidation, first?: (pipe: ChainableCommander) => void): Promise<void> {
+  async publish(change: Invalidation, tombstones?: (pipe: ChainableCommander) => void): Promise<void> {
     this.apply(change);
     const id = randomUUID();
     // Registered before publishing: an acknowledgement can be read before the reply to the publish itself.
     const wait: Wait = { early: new Set(), done: () => {} };
     this.waits.set(id, wait);
     // With replicas to wait for, the tombstones must be on a replica before anyone is told (Redis WAIT).
-    const replicas = first ? this.config.redisWaitReplicas : 0;
+    const replicas = tombstones ? this.config.redisWaitReplicas : 0;
     let reply: [number, string[]];
     let arrived: number;
     try {
       const pipe = (replicas ? this.durableConnection() : this.redis).pipeline();
-      first?.(pipe);
+      tombstones?.(pipe);
       if (replicas) pipe.wait(replicas, this.config.redisWaitTimeoutMs);
       pipe.eval(PUBLISH, 1, this.membersKey, this.channel, JSON.stringify({ id, from: this.member, ...change }));
       const results = await pipe.exec();

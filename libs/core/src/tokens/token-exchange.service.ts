@@ -4,7 +4,7 @@ import { APP_CONFIG, AppConfig } from '../../../config/src/index.js';
 import { actionCovers, formatScope, parseScope } from '../../../domain/src/actions.js';
 import { Constraints, effectiveMaxTokenTtl, evaluateConstraints } from '../../../domain/src/constraints.js';
 import { uuidv7 } from '../../../domain/src/ids.js';
-import { AgentEntity, AgentRepository, GrantEntity, GrantRepository, IssuedTokenRepository, ResourceServerEntity, ResourceServerRepository } from '../../../persistence/src/index.js';
+import { AgentEntity, AgentRepository, GrantEntity, GrantRepository, IssuedTokenRepository, ResourceServerEntity } from '../../../persistence/src/index.js';
 import { actors } from '../audit/audit-events.js';
 import { AuditService } from '../audit/audit.service.js';
 import { ClientAuthenticator } from '../clients/client-authenticator.js';
@@ -18,7 +18,7 @@ import {
   TemporarilyUnavailableError,
   UnsupportedGrantTypeError,
 } from '../errors/oauth-errors.js';
-import { describeJoseError, ExpectedTokenKind, TokenRejected, TrustedIssuers } from '../identity/trusted-issuers.service.js';
+import { describeJoseError, ExpectedTokenKind, TrustedIssuers } from '../identity/trusted-issuers.service.js';
 import { KeysService } from '../keys/keys.service.js';
 import { grantIsLive, StatusCache } from '../status/status-cache.js';
 import { IssuanceGuard } from '../guardrails/issuance-guard.js';
@@ -68,7 +68,6 @@ export class TokenExchangeService {
     private readonly identities: TrustedIssuers,
     private readonly keys: KeysService,
     private readonly agents: AgentRepository,
-    private readonly resourceServers: ResourceServerRepository,
     private readonly grants: GrantRepository,
     private readonly tokens: IssuedTokenRepository,
     private readonly status: StatusCache,
@@ -144,7 +143,7 @@ export class TokenExchangeService {
     // Guardrails (docs/constraints.md): human approval, then rate limits and budgets, then the token.
     const actorChain = subject.autonomous ? [] : [agent.id, ...(subject.upstream?.actorChain ?? [])];
     return this.guardrails.issue({ agentId: agent.id, actorChain, resourceServer: target, purpose: p.purpose }, capabilities, () =>
-      this.issue(subject, agent, target, capabilities, requestedType, now),
+      this.issue(subject, agent, actorChain, target, capabilities, requestedType, now),
     );
   }
 
@@ -253,7 +252,7 @@ export class TokenExchangeService {
     return unexpired.filter((chain) => chain.every((g) => grantIsLive(snapshot.grants.get(g.id), at)));
   }
 
-  private async issue(subject: Subject, agent: AgentEntity, target: ResourceServerEntity, caps: Capability[], tokenType: string, now: Date): Promise<TokenResponse> {
+  private async issue(subject: Subject, agent: AgentEntity, actorChain: string[], target: ResourceServerEntity, caps: Capability[], tokenType: string, now: Date): Promise<TokenResponse> {
     const iat = Math.floor(now.getTime() / 1000);
     const allGrants = caps.flatMap((c) => c.chain);
     const ttl = Math.floor(
@@ -266,7 +265,6 @@ export class TokenExchangeService {
     );
     if (ttl < 1) throw new InvalidScopeError('the grants expire too soon to issue a token');
     const jti = uuidv7(now.getTime());
-    const actorChain = subject.autonomous ? [] : [agent.id, ...(subject.upstream?.actorChain ?? [])];
     const scope = formatScope(caps.map((c) => c.action));
     const details: CapabilityDetail[] = caps.map((c) => ({
       type: 'capability',
