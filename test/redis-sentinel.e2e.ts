@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, TestApp } from './support/app.js';
 import { Client, Fixtures } from './support/fixtures.js';
+import { Guardrails } from './support/guardrails.js';
 import { call } from './support/http.js';
 import { TestIdp } from './support/idp.js';
-import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE } from './support/oauth.js';
 import { until } from './support/poll.js';
 import { SentinelTopology } from './support/redis-sentinel.js';
 
@@ -12,12 +12,14 @@ let topo: SentinelTopology;
 let idp: TestIdp;
 let app: TestApp;
 let fx: Fixtures;
+let g: Guardrails;
 
 beforeAll(async () => {
   topo = await SentinelTopology.start();
   idp = await TestIdp.start();
   app = await startApp({ idp, env: { ...topo.env, REDIS_WAIT_TIMEOUT_MS: '300' } });
   fx = new Fixtures(app, idp);
+  g = new Guardrails(app, idp, fx);
 });
 afterAll(async () => {
   await app?.close();
@@ -25,12 +27,8 @@ afterAll(async () => {
   await topo?.close();
 });
 
-const exchange = async (agent: Client, audience: string, scope: string) =>
-  call(app.url, 'POST', '/oauth/token', {
-    basic: [agent.id, agent.secret],
-    form: { grant_type: TOKEN_EXCHANGE, subject_token: await idp.token('alice'), subject_token_type: ACCESS_TOKEN_TYPE, resource: audience, scope },
-  });
-const introspect = (rs: Client, token: string) => call(app.url, 'POST', '/oauth/introspect', { basic: [rs.id, rs.secret], form: { token } });
+const exchange = (agent: Client, audience: string, scope: string) => g.exchange(agent, audience, scope);
+const introspect = (rs: Client, token: string) => g.introspect(rs, token);
 const revoke = async (grantId: string) => call(app.url, 'POST', `/v1/grants/${grantId}/revoke`, { token: await idp.token('alice'), json: {} });
 
 async function issued(rs: Client & { audience: string }, agent: Client, action: string) {

@@ -6,9 +6,9 @@ import { CacheCoherence } from '../libs/core/src/status/cache-coherence.js';
 import { startApp, startReplica, TestApp } from './support/app.js';
 import { adminQuery } from './support/db.js';
 import { Client, Fixtures } from './support/fixtures.js';
+import { Guardrails } from './support/guardrails.js';
 import { call } from './support/http.js';
 import { TestIdp } from './support/idp.js';
-import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE } from './support/oauth.js';
 import { until } from './support/poll.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -17,6 +17,7 @@ let idp: TestIdp;
 let a: TestApp;
 let b: TestApp;
 let fx: Fixtures;
+let g: Guardrails;
 
 beforeAll(async () => {
   idp = await TestIdp.start();
@@ -25,6 +26,7 @@ beforeAll(async () => {
   a = await startApp({ idp, env });
   b = await startApp({ idp, env, database: a.database, redisPrefix: a.config.redisPrefix });
   fx = new Fixtures(a, idp);
+  g = new Guardrails(a, idp, fx);
 });
 afterAll(async () => {
   await b?.close();
@@ -32,13 +34,10 @@ afterAll(async () => {
   await idp?.close();
 });
 
-const exchangeOn = async (app: TestApp, agent: Client, audience: string, scope: string) =>
-  call(app.url, 'POST', '/oauth/token', {
-    basic: [agent.id, agent.secret],
-    form: { grant_type: TOKEN_EXCHANGE, subject_token: await idp.token('alice'), subject_token_type: ACCESS_TOKEN_TYPE, resource: audience, scope },
-  });
+// Raw calls on a chosen process (the guardrails helpers answer as is, errors included).
+const exchangeOn = (app: TestApp, agent: Client, audience: string, scope: string) => g.exchange(agent, audience, scope, { app });
 
-const introspectOn = (app: TestApp, rs: Client, token: string) => call(app.url, 'POST', '/oauth/introspect', { basic: [rs.id, rs.secret], form: { token } });
+const introspectOn = (app: TestApp, rs: Client, token: string) => g.introspect(rs, token, app);
 
 const revokeOn = async (app: TestApp, grantId: string) => call(app.url, 'POST', `/v1/grants/${grantId}/revoke`, { token: await idp.token('alice'), json: {} });
 

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { TestApp } from './app.js';
 import { Fixtures } from './fixtures.js';
 import { ApiResponse, call } from './http.js';
-import { TestIdp } from './idp.js';
+import { decodePayload, TestIdp } from './idp.js';
 import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE } from './oauth.js';
 
 export interface Party {
@@ -88,4 +88,4 @@ export async function pollUntil<T>(what: string, probe: () => Promise<T>, done: 
   return hit.v;
 }
 
-export const decodeClaims = (token: string) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, any>;
+export const decodeClaims = (token: string) => decodePayload(token) as Record<string, any>;
