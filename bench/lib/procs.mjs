@@ -50,6 +50,15 @@ export function cpuTimeOfCommandMs(comm) {
 /** Waits for a child process to exit; resolves with its exit code (or signal name). */
 const exited = (child) => new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
 
+/** SIGTERM (a graceful shutdown), then SIGKILL if the process is still there after 15 s. */
+async function stopChild(child, done) {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await done;
+  clearTimeout(timer);
+}
+
 function collect(child, tail = 8_000) {
   let err = '';
   child.stderr?.on('data', (d) => {
@@ -108,13 +117,7 @@ export async function startApi({ env, profileDir, label = 'api' }) {
         unlinkSync(join(profileDir, 'next-label'));
       }
     },
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await done;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, done),
   };
 }
 
@@ -133,13 +136,7 @@ export function startWorker({ env }) {
     stderr,
     alive: () => child.exitCode === null && child.signalCode === null,
     cpu: () => cpuTimeMs(child.pid),
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await done;
-      clearTimeout(timer);
-    },
+    stop: () => stopChild(child, done),
   };
 }
 
