@@ -57,20 +57,22 @@ export class KeysService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * Compact JWS signed with node:crypto directly: one issuance's signature costs a third of the WebCrypto
-   * path. The signature is computed on libuv's thread pool, off the event loop: under exchange load the
-   * API's event loop was the bottleneck and the signature a fifth of its time.
+   * path. ES256 and EdDSA sign inline (about 40 µs): handing them to libuv's thread pool cost the event
+   * loop more than it saved, because waking a signing thread on a busy machine preempts the loop
+   * (docs/performance.md, item 25). RS256 (0.7 ms) would stall the loop, so it signs on the thread pool.
    */
   async sign(claims: JWTPayload, typ: string): Promise<string> {
     const { kid, alg, privateKey } = this.active;
     const input = `${b64url(JSON.stringify({ alg, kid, typ }))}.${b64url(JSON.stringify(claims))}`;
     const data = Buffer.from(input, 'utf8');
-    const signature = await new Promise<Buffer>((resolve, reject) => {
-      const done = (err: Error | null, sig: Buffer) => (err ? reject(err) : resolve(sig));
-      if (alg === 'EdDSA') cryptoSign(null, data, privateKey, done);
-      else if (alg === 'ES256') cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }, done);
-      else if (alg === 'RS256') cryptoSign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PADDING }, done);
-      else reject(new Error(`signing key ${kid} has unsupported alg ${alg}`));
-    });
+    let signature: Buffer;
+    if (alg === 'ES256') signature = cryptoSign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    else if (alg === 'EdDSA') signature = cryptoSign(null, data, privateKey);
+    else if (alg === 'RS256') {
+      signature = await new Promise<Buffer>((resolve, reject) =>
+        cryptoSign('sha256', data, { key: privateKey, padding: constants.RSA_PKCS1_PADDING }, (err, sig) => (err ? reject(err) : resolve(sig))),
+      );
+    } else throw new Error(`signing key ${kid} has unsupported alg ${alg}`);
     return `${input}.${signature.toString('base64url')}`;
   }
 
