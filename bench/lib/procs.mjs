@@ -19,24 +19,30 @@ export function freePort() {
 }
 
 /** CPU time (user + system) a process has used so far, in ms (Linux /proc; null elsewhere). */
-export function cpuTimeMs(pid) {
+export function cpuTimeMs(pid, withReapedChildren = false) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+    // utime + stime (+ cutime + cstime), in USER_HZ (100)
+    const ticks = Number(fields[11]) + Number(fields[12]) + (withReapedChildren ? Number(fields[13]) + Number(fields[14]) : 0);
+    return (ticks * 1000) / 100;
   } catch {
     return null;
   }
 }
 
-/** CPU time (ms) used so far by every process whose command name is `comm` (e.g. all Postgres backends), or null off Linux. */
+/**
+ * CPU time (ms) used so far by every process whose command name is `comm` (e.g. all Postgres backends),
+ * or null off Linux. Includes the children they reaped: a backend or autovacuum worker that exits during
+ * a run moves its time to the postmaster's, instead of taking it out of the total (negative CPU).
+ */
 export function cpuTimeOfCommandMs(comm) {
   try {
     let total = 0;
     for (const pid of readdirSync('/proc')) {
       if (!/^\d+$/.test(pid)) continue;
       try {
-        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) total += cpuTimeMs(pid) ?? 0;
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) total += cpuTimeMs(pid, true) ?? 0;
       } catch {
         // exited meanwhile
       }
