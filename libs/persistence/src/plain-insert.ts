@@ -30,3 +30,11 @@ export function plainInsert(meta: EntityMetadata, rows: Record<string, unknown>[
   }
   return { sql: `INSERT INTO "${meta.tableName}" (${columns.map((c) => `"${c.databaseName}"`).join(', ')}) VALUES ${tuples.join(', ')}`, values };
 }
+
+/**
+ * `alias."column" AS "property"` for every mapped column of the entity: plain SQL whose rows come back
+ * entity-shaped (pg parses dates, arrays and jsonb), for reads where hydrating entities cost too much.
+ */
+export function selectColumns(meta: EntityMetadata, alias: string): string {
+  return meta.columns.map((c) => `${alias}."${c.databaseName}" AS "${c.propertyName}"`).join(', ');
+}

@@ -4,7 +4,7 @@ import { Brackets, DataSource, EntityManager, Repository, SelectQueryBuilder } f
 import { AuditEventEntity } from '../entities/audit-event.entity.js';
 import { AuditSealEntity } from '../entities/audit-seal.entity.js';
 import { Page, toPage } from '../page.js';
-import { plainInsert, PlainInsert } from '../plain-insert.js';
+import { plainInsert, PlainInsert, selectColumns } from '../plain-insert.js';
 import { PrincipalRef } from './grant.repository.js';
 
 /** An event as inserted; its link in the chain is written later, by the sealer alone. */
@@ -85,21 +85,21 @@ export class AuditRepository {
       const [{ locked }] = (await em.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [SEAL_LOCK_KEY])) as { locked: boolean }[];
       if (!locked) return { acquired: false, sealed: 0 };
       const head = await this.readHead(em);
-      const raw = (await em.query(
-        `SELECT e.* FROM audit_unsealed u JOIN audit_events e ON e.id = u.id ORDER BY u.id LIMIT $1`,
+      const unsealed = (await em.query(
+        `SELECT ${selectColumns(this.repo.metadata, 'e')} FROM audit_unsealed u JOIN audit_events e ON e.id = u.id ORDER BY u.id LIMIT $1`,
         [limit],
-      )) as RawAuditEvent[];
-      if (!raw.length) return { acquired: true, sealed: 0 };
+      )) as AuditEventRow[];
+      if (!unsealed.length) return { acquired: true, sealed: 0 };
       let seq = head?.seq ?? 0;
       let prev = head?.hash ?? genesis;
       const ids: string[] = [];
       const seqs: string[] = [];
       const prevs: string[] = [];
       const hashes: string[] = [];
-      for (const r of raw) {
+      for (const e of unsealed) {
         seq += 1;
-        const hash = hashOf(prev, fromRaw(r), seq);
-        ids.push(r.id);
+        const hash = hashOf(prev, e, seq);
+        ids.push(e.id);
         seqs.push(String(seq));
         prevs.push(prev);
         hashes.push(hash);
@@ -116,7 +116,7 @@ export class AuditRepository {
          ON CONFLICT (id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash, updated_at = now()`,
         [seqs, ids, prevs, hashes, String(seq), prev],
       );
-      return { acquired: true, sealed: raw.length };
+      return { acquired: true, sealed: unsealed.length };
     });
   }
 
@@ -197,43 +197,3 @@ export class AuditRepository {
   }
 }
 
-/** An `audit_events` row as `pg` parses it (uuid[] and text[] as arrays, jsonb parsed, timestamptz as Date). */
-interface RawAuditEvent {
-  id: string;
-  type: string;
-  occurred_at: Date;
-  actor: string;
-  actor_type: AuditEventRow['actorType'];
-  principal_iss: string | null;
-  principal_sub: string | null;
-  agent_id: string | null;
-  actor_chain: string[];
-  grant_ids: string[];
-  resource: string | null;
-  actions: string[];
-  purpose: string | null;
-  outcome: string;
-  reason: string | null;
-  data: Record<string, unknown>;
-}
-
-function fromRaw(r: RawAuditEvent): AuditEventRow {
-  return {
-    id: r.id,
-    type: r.type,
-    occurredAt: r.occurred_at,
-    actor: r.actor,
-    actorType: r.actor_type,
-    principalIss: r.principal_iss,
-    principalSub: r.principal_sub,
-    agentId: r.agent_id,
-    actorChain: r.actor_chain,
-    grantIds: r.grant_ids,
-    resource: r.resource,
-    actions: r.actions,
-    purpose: r.purpose,
-    outcome: r.outcome,
-    reason: r.reason,
-    data: r.data,
-  };
-}

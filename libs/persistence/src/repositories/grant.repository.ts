@@ -4,6 +4,7 @@ import { DataSource, EntityManager, Repository } from 'typeorm';
 import { GrantEntity, GrantStatus } from '../entities/grant.entity.js';
 import { Page, toPage } from '../page.js';
 import { preparedQuery } from '../prepared.js';
+import { selectColumns } from '../plain-insert.js';
 
 export interface PrincipalRef {
   iss: string;
@@ -86,9 +87,8 @@ export class GrantRepository {
   }
 
   private columns?: string;
-  /** `g."column" AS "property"` for every mapped column, so raw rows come back entity-shaped. */
   private selectList(): string {
-    return (this.columns ??= this.repo.metadata.columns.map((c) => `g."${c.databaseName}" AS "${c.propertyName}"`).join(', '));
+    return (this.columns ??= selectColumns(this.repo.metadata, 'g'));
   }
 
   /** Live sub-grants held by `agentId` whose parent is one of `parentIds` (a chained exchange). */
