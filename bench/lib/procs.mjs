@@ -147,10 +147,10 @@ export function startWorker({ env }) {
 }
 
 /** The oidc-provider peer (bench/peer/server.mjs), or another server script speaking the same startup line. */
-export async function startPeer(script = 'bench/peer/server.mjs') {
+export async function startPeer(script = 'bench/peer/server.mjs', env = {}) {
   const child = spawn(process.execPath, [script], {
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', PEER_PORT: '0' },
+    env: { ...process.env, NODE_ENV: 'production', PEER_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr = collect(child);
