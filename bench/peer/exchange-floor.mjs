@@ -17,10 +17,10 @@
 //
 //   FLOOR_DATABASE_URL, FLOOR_JWKS_URI, FLOOR_ISSUER, FLOOR_AUDIT; PEER_PORT (default 0 = any free port).
 //   Prints one JSON line {"ready":true,"url":...} on stdout.
-import { createHash, generateKeyPairSync, randomUUID, sign, timingSafeEqual } from 'node:crypto';
-import { createServer } from 'node:http';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import pg from 'pg';
+import { basicClient, loadClients, serveJson } from './floor-lib.mjs';
 
 const ISSUER = process.env.FLOOR_ISSUER ?? 'http://127.0.0.1:0';
 const TTL = 300;
@@ -29,21 +29,13 @@ const jwks = createRemoteJWKSet(new URL(process.env.FLOOR_JWKS_URI));
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const kid = 'floor';
 
-const agents = new Map((await db.query('SELECT id, client_secret_hash FROM agents')).rows.map((r) => [r.id, Buffer.from(r.client_secret_hash ?? '', 'hex')]));
+const agents = await loadClients(db, 'agents');
 const servers = new Map((await db.query('SELECT id, audience FROM resource_servers')).rows.map((r) => [r.audience, r.id]));
 const subjects = new Map();
 const held = new Map();
 
 const b64url = (s) => Buffer.from(s, 'utf8').toString('base64url');
 const header = b64url(JSON.stringify({ alg: 'ES256', kid, typ: 'at+jwt' }));
-
-function clientOf(authorization) {
-  if (!authorization?.startsWith('Basic ')) return null;
-  const [id, secret] = Buffer.from(authorization.slice(6), 'base64').toString('utf8').split(':').map(decodeURIComponent);
-  const stored = agents.get(id);
-  if (!stored || stored.length !== 32) return null;
-  return timingSafeEqual(createHash('sha256').update(secret, 'utf8').digest(), stored) ? id : null;
-}
 
 async function subjectOf(token) {
   let s = subjects.get(token);
@@ -100,7 +92,7 @@ function record(r) {
 }
 
 async function exchange(body, authorization) {
-  const agentId = clientOf(authorization);
+  const agentId = basicClient(agents, authorization);
   if (!agentId) return [401, { error: 'invalid_client' }];
   const p = new URLSearchParams(body);
   if (p.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange' || !p.get('subject_token_type')) return [400, { error: 'invalid_request' }];
@@ -126,21 +118,7 @@ async function exchange(body, authorization) {
   return [200, { access_token: token, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', expires_in: TTL, scope }];
 }
 
-const server = createServer((req, res) => {
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', () => {
-    exchange(Buffer.concat(chunks).toString('utf8'), req.headers.authorization)
-      .catch(() => [500, { error: 'server_error' }])
-      .then(([status, body]) => {
-        const json = JSON.stringify(body);
-        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json), 'cache-control': 'no-store' });
-        res.end(json);
-      });
-  });
-});
-server.keepAliveTimeout = 72_000;
-server.listen(Number(process.env.PEER_PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ ready: true, url: `http://127.0.0.1:${server.address().port}` })}\n`);
-});
-process.on('SIGTERM', () => server.close(() => db.end().then(() => process.exit(0))));
+serveJson(async (body, authorization) => {
+  const [status, json] = await exchange(body, authorization);
+  return [status, JSON.stringify(json)];
+}, () => db.end());
