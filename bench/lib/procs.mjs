@@ -84,7 +84,7 @@ export async function startApi({ env, profileDir, label = 'api' }) {
     mkdirSync(profileDir, { recursive: true });
     args.push('--import', './bench/profiler.mjs');
   }
-  args.push(...(process.env.BENCH_API_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/apps/api/src/main.js');
+  args.push('dist/apps/api/src/main.js');
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), ...(profileDir ? { BENCH_PROFILE_DIR: profileDir } : {}), ...env },
