@@ -16,7 +16,8 @@
 //   --only LIST           scenarios to run, e.g. introspect,exchange (introspect, revocations, exchange,
 //                         authorize, cascade, replicas, peer, ceiling, floor, scale; ceiling: the introspection
 //                         load against a bare server that does nothing, the most this machine and harness allow;
-//                         floor: the exchange load against a bare server doing only what the target requires)
+//                         floor: the introspection and exchange loads against bare servers doing only what the
+//                         targets require of any server, the most this machine allows for that work)
 //   --profile             record a V8 CPU profile of the API during each measured run:
 //                         bench/results/<n>-<scenario>.cpuprofile (summarize with bench/profile-summary.mjs)
 //   --replicas N          also measure introspection and exchange spread over N API processes (default 2; 1 skips)
@@ -648,7 +649,7 @@ try {
   // Targets (issue 7).
   const target = (name, goal, actual, met) => results.targets.push({ name, goal, actual, met });
   if (out.introspect && out.peer) {
-    // The ceiling says what any server could reach here: the load generator shares the machine.
+    // The floor and the ceiling say what any server could reach here: the load generator shares the machine.
     const ceiling =
       (out.floor ? `; a server doing only what RFC 7662 requires: ${(out.floor.introspect.rpsFromTotal / peerIntro).toFixed(2)}x` : '') +
       (out.ceiling ? `; a server doing nothing: ${(out.ceiling.rpsFromTotal / peerIntro).toFixed(2)}x` : '');
